@@ -1,0 +1,147 @@
+"""Configuration: one TOML file loaded into frozen dataclasses.
+
+Located by ``--config``, then ``AAA_CONFIG``, then ``./aaa.toml`` when present; with no
+file at all the embedded defaults apply (a SQLite database in ``./data``).
+``AAA_DATABASE_URL`` overrides ``database.url``. Every key is documented in
+``config/aaa.example.toml``. A bad file or value raises ``ConfigError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_CONFIG_PATH = Path("aaa.toml")
+
+
+class ConfigError(Exception):
+    """The configuration file or one of its values is unusable."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = ""  # empty: a SQLite file in `data_dir`
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RadiusConfig:
+    bind: str = "127.0.0.1"
+    auth_port: int = 1812
+    acct_port: int = 1813
+    metrics_port: int = 9812
+    acct_interim_interval: int = 300
+    session_timeout: int = 0
+    strip_realm: bool = False
+    extra_dictionaries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: str = "data"
+    timezone: str = "America/Sao_Paulo"
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    radius: RadiusConfig = field(default_factory=RadiusConfig)
+    source: str = "<defaults>"
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{Path(self.data_dir) / 'aaa.sqlite3'}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _build(cls: type[Any], raw: Mapping[str, Any], prefix: str) -> Any:
+    """Build dataclass `cls` from a TOML table, checking each key's type."""
+    known = {f.name: f for f in fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    defaults = cls()
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if key not in known:
+            raise ConfigError(f"{name}: unknown key")
+        default = getattr(defaults, key)
+        if hasattr(default, "__dataclass_fields__"):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{name}: must be a table")
+            values[key] = _build(type(default), value, f"{name}.")
+            continue
+        values[key] = _coerce(name, default, value)
+    return cls(**values)
+
+
+def _coerce(name: str, default: Any, value: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: must be an integer, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{name}: must not be negative, got {value}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name}: must be a list of strings")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}: must be a string, got {value!r}")
+    return value
+
+
+def _validate(config: Config) -> Config:
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"timezone: unknown time zone {config.timezone!r}") from exc
+    for key in ("auth_port", "acct_port", "metrics_port"):
+        port = getattr(config.radius, key)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"radius.{key}: not a port number: {port}")
+    url = config.database_url
+    if not (url.startswith("sqlite") or url.startswith("postgresql")):
+        raise ConfigError(f"database.url: only sqlite:// and postgresql:// URLs are supported: {url}")
+    return config
+
+
+def parse_config(text: str, source: str = "<string>", env: Mapping[str, str] | None = None) -> Config:
+    """Parse TOML text into a Config, applying environment overrides."""
+    env = os.environ if env is None else env
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    config: Config = _build(Config, raw, "")
+    overrides: dict[str, Any] = {"source": source}
+    if env.get("AAA_DATABASE_URL"):
+        overrides["database"] = DatabaseConfig(url=env["AAA_DATABASE_URL"], echo=config.database.echo)
+    if env.get("AAA_DATA_DIR"):
+        overrides["data_dir"] = env["AAA_DATA_DIR"]
+    config = Config(**{**{f.name: getattr(config, f.name) for f in fields(Config)}, **overrides})
+    return _validate(config)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Find and load the configuration file (or the defaults when there is none)."""
+    env = os.environ if env is None else env
+    explicit = path is not None or bool(env.get("AAA_CONFIG"))
+    chosen = Path(path) if path is not None else Path(env.get("AAA_CONFIG") or DEFAULT_CONFIG_PATH)
+    if not chosen.exists():
+        if explicit:
+            raise ConfigError(f"config file not found: {chosen}")
+        return parse_config("", "<defaults>", env)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{chosen}: cannot read: {exc.strerror}") from exc
+    return parse_config(text, str(chosen), env)

@@ -1,0 +1,1 @@
+"""The shared database: one declarative base, all models, engine set-up, migrations."""

@@ -1,0 +1,236 @@
+"""All shared models. The billing module and the daemon read these same tables."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from aaa.db.base import Base
+from aaa.db.enums import MacBinding, NasVendor, PersonType, ServiceStatus, TaskKind, check_in
+from aaa.db.types import Money, UTCDateTime
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (CheckConstraint(check_in("person_type", PersonType), name="person_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_type: Mapped[str] = mapped_column(String(2))
+    name: Mapped[str] = mapped_column(String(200))
+    document: Mapped[str] = mapped_column(String(14), unique=True)  # digits only
+    email: Mapped[str | None] = mapped_column(String(200))
+    phones: Mapped[str | None] = mapped_column(String(200))  # comma-separated
+    city: Mapped[str | None] = mapped_column(String(100), index=True)
+    state: Mapped[str | None] = mapped_column(String(2))
+    address: Mapped[str | None] = mapped_column(String(300))
+    group_name: Mapped[str | None] = mapped_column(String(100))
+    origin: Mapped[str | None] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    services: Mapped[list[Service]] = relationship(back_populates="customer")
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    download_kbps: Mapped[int] = mapped_column(Integer)
+    upload_kbps: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(Money)
+    technology: Mapped[str | None] = mapped_column(String(50))
+    pool: Mapped[str | None] = mapped_column(String(100))
+    allows_association: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Pop(Base):
+    __tablename__ = "pops"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    city: Mapped[str | None] = mapped_column(String(100))
+
+
+class Nas(Base):
+    __tablename__ = "nas"
+    __table_args__ = (CheckConstraint(check_in("vendor", NasVendor), name="vendor"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    ip: Mapped[str] = mapped_column(String(45), unique=True)
+    vendor: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(100))
+    pop_id: Mapped[int | None] = mapped_column(ForeignKey("pops.id"))
+    secret: Mapped[str] = mapped_column(String(128))
+    coa_port: Mapped[int] = mapped_column(Integer, default=3799)
+    require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    pop: Mapped[Pop | None] = relationship()
+
+
+class SubnetFolder(Base):
+    __tablename__ = "subnet_folders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class Subnet(Base):
+    __tablename__ = "subnets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("subnet_folders.id"))
+    cidr: Mapped[str] = mapped_column(String(49), unique=True)
+    description: Mapped[str | None] = mapped_column(String(200))
+
+    folder: Mapped[SubnetFolder] = relationship()
+
+
+_LIVE = text("status != 'cancelled'")
+
+
+class Service(Base):
+    __tablename__ = "services"
+    __table_args__ = (
+        CheckConstraint(check_in("status", ServiceStatus), name="status"),
+        CheckConstraint(check_in("mac_binding", MacBinding), name="mac_binding"),
+        CheckConstraint("simultaneous_use >= 1", name="simultaneous_use"),
+        # A cancelled service keeps its login and addresses for the record; only live
+        # services must not share them (a migration re-uses the login on a new service).
+        *(
+            Index(f"uq_services_live_{column}", column, unique=True,
+                  sqlite_where=_LIVE, postgresql_where=_LIVE)
+            for column in ("login", "ipv4", "ipv6_prefix")
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    login: Mapped[str] = mapped_column(String(128), index=True)
+    # Kept recoverable on purpose: CHAP and MS-CHAP need the clear password.
+    password: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    mac: Mapped[str | None] = mapped_column(String(17))
+    mac_binding: Mapped[str] = mapped_column(String(8), default=MacBinding.OFF.value)
+    interface: Mapped[str | None] = mapped_column(String(253))
+    nas_id: Mapped[int | None] = mapped_column(ForeignKey("nas.id"))
+    ipv4: Mapped[str | None] = mapped_column(String(15))
+    subnet_id: Mapped[int | None] = mapped_column(ForeignKey("subnets.id"))
+    ipv6_prefix: Mapped[str | None] = mapped_column(String(43))
+    nav_download_kbps: Mapped[int | None] = mapped_column(Integer)
+    nav_upload_kbps: Mapped[int | None] = mapped_column(Integer)
+    nav_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    associated_service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    simultaneous_use: Mapped[int] = mapped_column(Integer, default=1)
+    trust_unlock_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    price_override: Mapped[Decimal | None] = mapped_column(Money)
+    note: Mapped[str | None] = mapped_column(Text)
+    migrated_from_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    customer: Mapped[Customer] = relationship(back_populates="services")
+    plan: Mapped[Plan] = relationship()
+    nas: Mapped[Nas | None] = relationship()
+    subnet: Mapped[Subnet | None] = relationship()
+    associated_service: Mapped[Service | None] = relationship(
+        remote_side="Service.id", foreign_keys=[associated_service_id]
+    )
+
+
+class Variable(Base):
+    __tablename__ = "variables"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # None: cannot log in
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    permissions: Mapped[list[OperatorPermission]] = relationship(
+        cascade="all, delete-orphan", order_by="OperatorPermission.permission"
+    )
+
+
+class OperatorPermission(Base):
+    __tablename__ = "operator_permissions"
+
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class HistoryEntry(Base):
+    """Who changed what, when: the customer's history in HubSoft."""
+
+    __tablename__ = "history"
+    __table_args__ = (Index("ix_history_object", "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    operator_login: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    changes: Mapped[str] = mapped_column(Text, default="{}")  # JSON: {field: [before, after]}
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ChangeFeedEntry(Base):
+    """One row per write that can change a RADIUS answer; `seq` only grows."""
+
+    __tablename__ = "change_feed"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScheduledTask(Base):
+    """A status change or cancellation the scheduler applies on a given day."""
+
+    __tablename__ = "scheduled_tasks"
+    __table_args__ = (
+        CheckConstraint(check_in("kind", TaskKind), name="kind"),
+        UniqueConstraint("service_id", "kind", "run_on", "target_status", name="uq_task_once"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    target_status: Mapped[str] = mapped_column(String(24))
+    run_on: Mapped[date] = mapped_column(Date, index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,92 @@
+"""Duplicate detection and reply cache (RFC 5080 §2.2.2).
+
+A retransmitted request (same NAS address and port, Identifier and Request
+Authenticator) gets the very reply sent the first time, and a request still being worked
+on is not started twice.  Time comes in as an argument; every operation is O(1)
+(amortised): entries sit in insertion order, which is also expiry order, so expired ones
+are dropped from the front.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from enum import Enum
+
+from aaa.radius.packet import Packet
+
+CacheKey = tuple[str, int, int, bytes]
+
+
+class Pending(Enum):
+    """The request was seen and has no reply yet: drop the retransmission."""
+
+    IN_PROGRESS = "in-progress"
+
+
+IN_PROGRESS = Pending.IN_PROGRESS
+
+
+def request_key(nas_address: str, source_port: int, request: Packet) -> CacheKey:
+    """The RFC 5080 identity of a request."""
+    return (nas_address, source_port, request.identifier, request.authenticator)
+
+
+class DuplicateCache:
+    """Bounded map of request identity -> reply octets, forgotten after `window` seconds."""
+
+    __slots__ = ("_entries", "max_entries", "window")
+
+    def __init__(self, window: float = 5.0, max_entries: int = 65536) -> None:
+        if window <= 0 or max_entries <= 0:
+            raise ValueError("window and max_entries must be positive")
+        self.window = window
+        self.max_entries = max_entries
+        # key -> (expires_at, reply or IN_PROGRESS)
+        self._entries: OrderedDict[CacheKey, tuple[float, bytes | Pending]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _expire(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            key, (expires_at, _) = next(iter(entries.items()))
+            if expires_at > now:
+                break
+            del entries[key]
+
+    def lookup(self, key: CacheKey, now: float) -> bytes | Pending | None:
+        """The cached reply, `IN_PROGRESS`, or None for a request not seen in the window.
+
+        A None answer registers the key as in progress: call `store` with the reply
+        (or `forget` if no reply will be sent).
+        """
+        entry = self._entries.get(key)
+        if entry is not None:
+            if entry[0] > now:
+                return entry[1]
+            del self._entries[key]
+        self._insert(key, IN_PROGRESS, now)
+        return None
+
+    def get(self, key: CacheKey, now: float) -> bytes | Pending | None:
+        """Like `lookup` but without registering anything."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= now:
+            return None
+        return entry[1]
+
+    def store(self, key: CacheKey, reply: bytes, now: float) -> None:
+        """Remember the reply sent for `key` for the next `window` seconds."""
+        self._entries.pop(key, None)
+        self._insert(key, reply, now)
+
+    def forget(self, key: CacheKey) -> None:
+        self._entries.pop(key, None)
+
+    def _insert(self, key: CacheKey, value: bytes | Pending, now: float) -> None:
+        self._expire(now)
+        entries = self._entries
+        while len(entries) >= self.max_entries:
+            entries.popitem(last=False)  # the oldest goes first
+        entries[key] = (now + self.window, value)

@@ -1,0 +1,212 @@
+"""Decoding: bytes in, a `Packet` out.
+
+`decode` validates the framing strictly (RFC 2865 §3) and splits the attributes into
+(key, raw value) pairs; nothing is typed until asked for.  Vendor-Specific attributes in
+the recommended layout are split into their sub-attributes, keyed (vendor, type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from aaa.radius.codecs import AttrValue, Tagged
+from aaa.radius.dictionary import AttrKey, AttributeDef, Dictionary
+from aaa.radius.errors import MalformedPacket
+from aaa.radius.hiding import salt_decrypt, unhide_password
+
+MIN_LENGTH = 20
+MAX_LENGTH = 4096
+MESSAGE_AUTHENTICATOR = 80
+
+# Where a Message-Authenticator is: absent, or present more than once (never valid).
+NO_MA = -1
+DUPLICATE_MA = -2
+
+AttrRef = str | AttributeDef | AttrKey
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """A decoded RADIUS packet; attribute values are typed on access."""
+
+    code: int
+    identifier: int
+    authenticator: bytes
+    attributes: tuple[tuple[AttrKey, bytes], ...]
+    raw: bytes = field(repr=False)
+    dictionary: Dictionary = field(repr=False, compare=False)
+    # Offset in `raw` of the Message-Authenticator attribute, or NO_MA / DUPLICATE_MA.
+    message_authenticator_at: int = field(default=NO_MA, repr=False)
+
+    # --- raw access -------------------------------------------------------------------
+
+    def _def(self, attr: AttrRef) -> AttributeDef:
+        if isinstance(attr, AttributeDef):
+            return attr
+        if isinstance(attr, str):
+            return self.dictionary[attr]
+        return self.dictionary.attribute(attr)
+
+    def get_raw(self, attr: AttrRef) -> bytes | None:
+        """The raw value of the first occurrence, or None."""
+        key = self._def(attr).key
+        for k, raw in self.attributes:
+            if k == key:
+                return raw
+        return None
+
+    def get_all_raw(self, attr: AttrRef) -> list[bytes]:
+        key = self._def(attr).key
+        return [raw for k, raw in self.attributes if k == key]
+
+    def __contains__(self, attr: AttrRef) -> bool:
+        return self.get_raw(attr) is not None
+
+    @property
+    def has_message_authenticator(self) -> bool:
+        return self.message_authenticator_at != NO_MA
+
+    # --- typed access -----------------------------------------------------------------
+
+    def get(self, attr: AttrRef, default: AttrValue | None = None) -> AttrValue | None:
+        """The typed value of the first occurrence (all of them joined for `concat`).
+
+        Hidden attributes (encrypt=1/2) come back as their raw octets; use `reveal`.
+        """
+        definition = self._def(attr)
+        if definition.concat:
+            parts = self.get_all_raw(definition)
+            return b"".join(parts) if parts else default
+        raw = self.get_raw(definition)
+        if raw is None:
+            return default
+        if definition.encrypt:
+            return raw
+        return definition.codec.decode(raw)
+
+    def get_all(self, attr: AttrRef) -> list[AttrValue]:
+        definition = self._def(attr)
+        raws = self.get_all_raw(definition)
+        if definition.encrypt:
+            return list(raws)
+        decode = definition.codec.decode
+        return [decode(raw) for raw in raws]
+
+    def __getitem__(self, attr: AttrRef) -> AttrValue:
+        value = self.get(attr)
+        if value is None:
+            raise KeyError(attr)
+        return value
+
+    def items(self) -> Iterator[tuple[AttributeDef, AttrValue]]:
+        """Every attribute in wire order with its typed value (hidden ones raw)."""
+        lookup = self.dictionary.attribute
+        for key, raw in self.attributes:
+            definition = lookup(key)
+            yield definition, raw if definition.encrypt else definition.codec.decode(raw)
+
+    # --- hidden attributes -------------------------------------------------------------
+
+    def reveal(
+        self, attr: AttrRef, secret: bytes, request_authenticator: bytes | None = None
+    ) -> AttrValue | None:
+        """Decrypt a hidden attribute (User-Password, Tunnel-Password, MS-MPPE-*-Key).
+
+        The key stream uses the Request Authenticator: this packet's own for a request,
+        `request_authenticator` (the original request's) for a reply.
+        """
+        definition = self._def(attr)
+        raw = self.get_raw(definition)
+        if raw is None:
+            return None
+        authenticator = request_authenticator or self.authenticator
+        return reveal_value(definition, raw, secret, authenticator)
+
+    def user_password(self, secret: bytes) -> bytes | None:
+        """The cleartext User-Password (attribute 2), or None if absent."""
+        for key, raw in self.attributes:
+            if key == 2:
+                return unhide_password(raw, secret, self.authenticator)
+        return None
+
+
+def reveal_value(
+    definition: AttributeDef, raw: bytes, secret: bytes, authenticator: bytes
+) -> AttrValue:
+    encrypt = definition.encrypt
+    if encrypt == 1:
+        return definition.codec.decode(unhide_password(raw, secret, authenticator))
+    if encrypt == 2:
+        if definition.has_tag:
+            if not raw:
+                raise MalformedPacket(f"{definition.name} is empty")
+            plain = salt_decrypt(raw[1:], secret, authenticator)
+            inner = definition.codec.decode(bytes((raw[0],)) + plain)
+            return inner if isinstance(inner, Tagged) else Tagged(raw[0], inner)
+        return definition.codec.decode(salt_decrypt(raw, secret, authenticator))
+    if encrypt:
+        raise MalformedPacket(f"{definition.name} uses unsupported encrypt={encrypt}")
+    return definition.codec.decode(raw)
+
+
+def _split_vsa(data: bytes, start: int, end: int, vendor: int) -> list[tuple[AttrKey, bytes]]:
+    """Sub-attributes of one Vendor-Specific value, or [] if not in the standard layout."""
+    subs: list[tuple[AttrKey, bytes]] = []
+    pos = start
+    while pos < end:
+        if pos + 2 > end:
+            return []
+        sub_len = data[pos + 1]
+        if sub_len < 2 or pos + sub_len > end:
+            return []
+        subs.append(((vendor, data[pos]), data[pos + 2 : pos + sub_len]))
+        pos += sub_len
+    return subs
+
+
+def decode(data: bytes, dictionary: Dictionary) -> Packet:
+    """Parse a datagram.  Raises `MalformedPacket` for anything RFC 2865 §3 forbids."""
+    size = len(data)
+    if size < MIN_LENGTH:
+        raise MalformedPacket(f"packet of {size} octets is shorter than {MIN_LENGTH}")
+    if size > MAX_LENGTH:
+        raise MalformedPacket(f"packet of {size} octets is longer than {MAX_LENGTH}")
+    length = (data[2] << 8) | data[3]
+    if length < MIN_LENGTH:
+        raise MalformedPacket(f"Length field {length} is shorter than {MIN_LENGTH}")
+    if length > size:
+        raise MalformedPacket(f"Length field {length} runs past the {size} octets received")
+    if length < size:
+        data = data[:length]  # octets past Length are padding (§3)
+    else:
+        data = bytes(data)
+    attributes: list[tuple[AttrKey, bytes]] = []
+    append = attributes.append
+    odd_vendors = dictionary.odd_vendor_formats
+    ma_at = NO_MA
+    pos = MIN_LENGTH
+    while pos < length:
+        if pos + 2 > length:
+            raise MalformedPacket(f"attribute header at offset {pos} is cut off")
+        kind = data[pos]
+        end = pos + data[pos + 1]
+        if end < pos + 2:
+            raise MalformedPacket(f"attribute {kind} at offset {pos} has length < 2")
+        if end > length:
+            raise MalformedPacket(f"attribute {kind} at offset {pos} runs past the packet")
+        if kind == 26 and end - pos > 6:
+            vendor = int.from_bytes(data[pos + 2 : pos + 6], "big")
+            subs = [] if vendor in odd_vendors else _split_vsa(data, pos + 6, end, vendor)
+            if subs:
+                attributes.extend(subs)
+            else:  # not in the layout we know: keep the whole VSA as raw octets
+                append((26, data[pos + 2 : end]))
+        else:
+            if kind == MESSAGE_AUTHENTICATOR:
+                ma_at = pos if ma_at == NO_MA else DUPLICATE_MA
+            append((kind, data[pos + 2 : end]))
+        pos = end
+    return Packet(
+        data[0], data[1], data[4:20], tuple(attributes), data, dictionary, ma_at
+    )

@@ -1,0 +1,85 @@
+"""History rows and change-feed rows, written in the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from aaa.db.models import ChangeFeedEntry, HistoryEntry
+from management.context import Context
+
+NOTIFY_CHANNEL = "aaa_changes"
+# Serialises change-feed inserts on PostgreSQL so that `seq` values commit in order and a
+# reader that remembers the last seq it saw never skips a row committed late.
+_FEED_LOCK_KEY = 0x0AAA_FEED
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def snapshot(obj: Any, names: Iterable[str]) -> dict[str, Any]:
+    return {name: _jsonable(getattr(obj, name)) for name in names}
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """{field: [before, after]} for the fields whose value changed."""
+    return {
+        key: [before.get(key), after.get(key)]
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    }
+
+
+def record(
+    ctx: Context,
+    object_type: str,
+    object_id: object,
+    action: str,
+    changes: Mapping[str, Any] | None = None,
+    customer_id: int | None = None,
+    note: str | None = None,
+) -> None:
+    ctx.session.add(
+        HistoryEntry(
+            at=ctx.now,
+            operator_id=ctx.actor.operator_id,
+            operator_login=ctx.actor.login,
+            object_type=object_type,
+            object_id=str(object_id),
+            customer_id=customer_id,
+            action=action,
+            changes=json.dumps(
+                {k: [_jsonable(x) for x in v] if isinstance(v, list) else _jsonable(v)
+                 for k, v in (changes or {}).items()},
+                sort_keys=True, ensure_ascii=False,
+            ),
+            note=note,
+        )
+    )
+
+
+def publish(ctx: Context, object_type: str, object_id: object) -> None:
+    """Append a change-feed row; on PostgreSQL also NOTIFY (delivered at commit)."""
+    session = ctx.session
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FEED_LOCK_KEY})
+    session.add(ChangeFeedEntry(object_type=object_type, object_id=str(object_id), at=ctx.now))
+    if postgres:
+        session.flush()
+        session.execute(text("SELECT pg_notify(:channel, :payload)"),
+                        {"channel": NOTIFY_CHANNEL, "payload": f"{object_type}:{object_id}"})
+
+
+def last_seq(ctx: Context) -> int:
+    return ctx.session.scalar(select(func.coalesce(func.max(ChangeFeedEntry.seq), 0))) or 0

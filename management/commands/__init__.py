@@ -1,0 +1,13 @@
+"""The management CLI groups; `aaa.cli` registers them on the root command."""
+
+from __future__ import annotations
+
+import click
+
+from management.commands import customers, network, operators, plans, services
+
+
+def register(root: click.Group) -> None:
+    for module in (customers, plans, network, services, operators):
+        for command in module.COMMANDS:
+            root.add_command(command)

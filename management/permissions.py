@@ -1,0 +1,27 @@
+"""The named permissions an operator can hold."""
+
+from __future__ import annotations
+
+PERMISSIONS: dict[str, str] = {
+    "customers.edit": "create and edit customers",
+    "customers.inactivate": "inactivate customers",
+    "plans.edit": "create, clone and mass-change plans",
+    "nas.edit": "register and edit NAS",
+    "network.edit": "POPs, subnet folders and subnets",
+    "variables.edit": "set system variables",
+    "services.create": "create services and import them in bulk",
+    "services.edit": "edit services: plan, MAC, IPs, navigation, association",
+    "services.suspend": "suspend services",
+    "services.enable": "enable services",
+    "services.cancel": "cancel services",
+    "services.migrate": "migrate services to another plan or customer",
+    "services.schedule": "schedule status changes",
+    "operators.manage": "create operators and grant permissions",
+    "passwords.view": "see equipment passwords",
+    "passwords.edit": "add, change and delete equipment passwords",
+    "tickets.finish": "finish support tickets",
+}
+
+
+def is_known(name: str) -> bool:
+    return name in PERMISSIONS
