@@ -14,6 +14,7 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from aaa.radius.errors import EncodeError, MalformedPacket
 
@@ -111,7 +112,7 @@ def decode_ether(raw: bytes) -> str:
 def decode_ifid(raw: bytes) -> str:
     if len(raw) != 8:
         raise _bad("ifid", raw)
-    return "%x:%x:%x:%x" % struct.unpack("!4H", raw)
+    return ":".join(f"{group:x}" for group in struct.unpack("!4H", raw))
 
 
 # --- encoders ---------------------------------------------------------------------------
@@ -249,10 +250,12 @@ def _tagged_int(inner: Codec) -> Codec:
 
 def _tagged_text(inner: Codec) -> Codec:
     # A first octet 0x00..0x1F is a tag; anything above is already the value.
+    plain = cast(Callable[[bytes], str | bytes | int], inner.decode)  # never Tagged
+
     def decode(raw: bytes) -> AttrValue:
         if raw and raw[0] <= 0x1F:
-            return Tagged(raw[0], inner.decode(raw[1:]))
-        return Tagged(0, inner.decode(raw))
+            return Tagged(raw[0], plain(raw[1:]))
+        return Tagged(0, plain(raw))
 
     def encode(value: object) -> bytes:
         if isinstance(value, Tagged):

@@ -22,6 +22,7 @@ class VendorLine:
     number: int
     type_size: int = 1
     length_size: int = 1
+    continuation: bool = False  # WiMAX "format=1,1,c": a flags octet after the length
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,9 @@ class ValueLine:
 
 DictLine = VendorLine | AttributeLine | ValueLine
 
-_FLAG_WORDS = frozenset({"has_tag", "concat", "array", "virtual", "internal", "abinary"})
+_FLAG_WORDS = frozenset(
+    {"has_tag", "concat", "array", "virtual", "internal", "abinary", "secret", "long"}
+)
 
 
 def _number(text: str) -> int | None:
@@ -58,11 +61,11 @@ def _number(text: str) -> int | None:
         return None
 
 
-def _parse_format(token: str, where: str) -> tuple[int, int]:
-    # format=T,L[,c]: T octets of type, L octets of length.
+def _parse_format(token: str, where: str) -> tuple[int, int, bool]:
+    # format=T,L[,c]: T octets of type, L octets of length, c for a continuation octet.
     try:
         parts = token.split("=", 1)[1].split(",")
-        return int(parts[0]), int(parts[1])
+        return int(parts[0]), int(parts[1]), parts[2:] == ["c"]
     except (IndexError, ValueError):
         raise DictionaryError(f"{where}: bad vendor format {token!r}") from None
 
@@ -74,6 +77,7 @@ def _is_flags(token: str) -> bool:
 class _Reader:
     def __init__(self) -> None:
         self.seen: set[Path] = set()
+        self.vendors: set[str] = set()
 
     def read(self, path: Path) -> Iterator[DictLine]:
         path = path.resolve()
@@ -110,7 +114,9 @@ class _Reader:
             elif keyword == "END-TLV":
                 tlv_depth = max(0, tlv_depth - 1)
             elif keyword == "VENDOR":
-                yield self._vendor(tokens, where)
+                vendor_line = self._vendor(tokens, where)
+                self.vendors.add(vendor_line.name)
+                yield vendor_line
             elif keyword == "ATTRIBUTE" and tlv_depth == 0:
                 attribute = self._attribute(tokens, vendor, where)
                 if attribute is not None:
@@ -131,14 +137,15 @@ class _Reader:
         number = _number(tokens[2])
         if number is None:
             raise DictionaryError(f"{where}: bad vendor number {tokens[2]!r}")
-        type_size, length_size = 1, 1
+        type_size, length_size, continuation = 1, 1, False
         for token in tokens[3:]:
             if token.startswith("format="):
-                type_size, length_size = _parse_format(token, where)
-        return VendorLine(tokens[1], number, type_size, length_size)
+                type_size, length_size, continuation = _parse_format(token, where)
+        return VendorLine(tokens[1], number, type_size, length_size, continuation)
 
-    @staticmethod
-    def _attribute(tokens: list[str], vendor: str | None, where: str) -> AttributeLine | None:
+    def _attribute(
+        self, tokens: list[str], vendor: str | None, where: str
+    ) -> AttributeLine | None:
         if len(tokens) < 4:
             raise DictionaryError(f"{where}: ATTRIBUTE needs a name, a number and a type")
         name, number_text, type_name = tokens[1], tokens[2], tokens[3].lower()
@@ -148,9 +155,11 @@ class _Reader:
         type_name = type_name.split("[", 1)[0]  # octets[50]
         encrypt, has_tag, concat = 0, False, False
         for token in tokens[4:]:
-            if not _is_flags(token):
+            if token in self.vendors:
                 vendor = token  # old style: ATTRIBUTE name number type VendorName
                 continue
+            if not _is_flags(token):
+                continue  # a flag we do not know does not change the wire format
             for flag in token.split(","):
                 if flag == "has_tag":
                     has_tag = True

@@ -38,6 +38,7 @@ class AttributeDef:
     values: Mapping[str, int] = field(default_factory=dict, repr=False)
     value_names: Mapping[int, str] = field(default_factory=dict, repr=False)
     vendor_format: tuple[int, int] = (1, 1)
+    vendor_continuation: bool = False
 
     def decode(self, raw: bytes) -> AttrValue:
         """The typed value of one raw occurrence (`MalformedPacket` if invalid)."""
@@ -105,7 +106,9 @@ def _build(lines: Iterable[DictLine]) -> Dictionary:
             if line.vendor is not None:
                 vendor = vendors.get(line.vendor)
                 if vendor is None:
-                    raise DictionaryError(f"attribute {line.name} names unknown vendor {line.vendor}")
+                    raise DictionaryError(
+                        f"attribute {line.name} names unknown vendor {line.vendor}"
+                    )
             attributes.append((line, vendor))
         elif isinstance(line, ValueLine):
             values.setdefault(line.attribute, {})[line.name] = line.number
@@ -139,13 +142,14 @@ def _build(lines: Iterable[DictLine]) -> Dictionary:
             values=enum,
             value_names=names,
             vendor_format=vendor_format,
+            vendor_continuation=vendor is not None and vendor.continuation,
         )
         by_name[line.name] = definition
         by_key[key] = definition  # later files win: extra dictionaries load on top
     odd = {
         v.number: (v.type_size, v.length_size)
         for v in vendors.values()
-        if (v.type_size, v.length_size) != (1, 1)
+        if (v.type_size, v.length_size) != (1, 1) or v.continuation
     }
     folded = {name.lower(): definition for name, definition in by_name.items()}
     return Dictionary(

@@ -44,6 +44,8 @@ def _hidden(
 def wrap(attr: AttributeDef, raw: bytes) -> bytes:
     """Attribute header(s) around an already encoded value, split if `concat` allows."""
     if attr.vendor:
+        if attr.vendor_continuation:
+            raise EncodeError(f"{attr.name}: vendor formats with continuation are not supported")
         type_size, length_size = attr.vendor_format
         room = 255 - 6 - type_size - length_size
     else:

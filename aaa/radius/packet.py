@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from aaa.radius.codecs import AttrValue, Tagged
-from aaa.radius.dictionary import AttrKey, AttributeDef, Dictionary
+from aaa.radius.dictionary import AttributeDef, AttrKey, Dictionary
 from aaa.radius.errors import MalformedPacket
 from aaa.radius.hiding import salt_decrypt, unhide_password
 
@@ -177,10 +177,8 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
         raise MalformedPacket(f"Length field {length} is shorter than {MIN_LENGTH}")
     if length > size:
         raise MalformedPacket(f"Length field {length} runs past the {size} octets received")
-    if length < size:
-        data = data[:length]  # octets past Length are padding (§3)
-    else:
-        data = bytes(data)
+    # Octets past Length are padding (§3); bytes() also freezes a bytearray/memoryview.
+    data = data[:length] if length < size else bytes(data)
     attributes: list[tuple[AttrKey, bytes]] = []
     append = attributes.append
     odd_vendors = dictionary.odd_vendor_formats
