@@ -17,9 +17,10 @@ import hmac
 import os
 import struct
 from collections.abc import Iterable
-from hashlib import md5
 
 from aaa.radius.codes import ACCESS_REPLIES, HASHED_REQUESTS, PacketCode
+from aaa.radius.digest import hmac_md5 as _hmac_md5
+from aaa.radius.digest import md5
 from aaa.radius.errors import EncodeError
 from aaa.radius.packet import MAX_LENGTH, Packet
 
@@ -32,10 +33,6 @@ PROXY_STATE = 33
 def new_authenticator() -> bytes:
     """A Request Authenticator for Access-Request/Status-Server (unpredictable)."""
     return os.urandom(16)
-
-
-def _hmac_md5(secret: bytes, data: bytes) -> bytes:
-    return hmac.digest(secret, data, "md5")
 
 
 # --- verification -------------------------------------------------------------------------
@@ -69,14 +66,14 @@ def verify_request_authenticator(packet: Packet, secret: bytes) -> bool:
     if packet.code not in HASHED_REQUESTS:
         raise ValueError(f"code {packet.code} carries a random Request Authenticator")
     raw = packet.raw
-    expected = md5(raw[:4] + ZERO16 + raw[20:] + secret).digest()
+    expected = md5(raw[:4] + ZERO16 + raw[20:] + secret)
     return hmac.compare_digest(expected, raw[4:20])
 
 
 def verify_reply(reply: Packet, request_authenticator: bytes, secret: bytes) -> bool:
     """Check a reply's Response Authenticator and, if present, its Message-Authenticator."""
     raw = reply.raw
-    expected = md5(raw[:4] + request_authenticator + raw[20:] + secret).digest()
+    expected = md5(raw[:4] + request_authenticator + raw[20:] + secret)
     if not hmac.compare_digest(expected, raw[4:20]):
         return False
     if reply.has_message_authenticator:
@@ -120,7 +117,7 @@ def build_request(
         if with_ma:
             mac = _hmac_md5(secret, header + ZERO16 + _MA_ZERO + body)
             body = b"\x50\x12" + mac + body
-        auth = md5(header + ZERO16 + body + secret).digest()
+        auth = md5(header + ZERO16 + body + secret)
         return header + auth + body
     if code not in (PacketCode.ACCESS_REQUEST, PacketCode.STATUS_SERVER):
         raise ValueError(f"code {code} is not a request")
@@ -181,4 +178,4 @@ def build_reply(
         length = 20 + len(body)
         _check_length(length)
         header = _HEADER.pack(code, request.identifier, length)
-    return header + md5(header + request_auth + body + secret).digest() + body
+    return header + md5(header + request_auth + body + secret) + body

@@ -8,8 +8,8 @@ is the Request Authenticator of the Access-Request (also for attributes in its r
 from __future__ import annotations
 
 import os
-from hashlib import md5
 
+from aaa.radius.digest import md5
 from aaa.radius.errors import EncodeError, MalformedPacket
 
 MAX_PASSWORD = 128
@@ -25,7 +25,7 @@ def _chain(data: bytes, secret: bytes, first: bytes, encrypt: bool) -> bytes:
     last = first
     for i in range(0, len(data), 16):
         block = data[i : i + 16]
-        mixed = _xor16(block, md5(secret + last).digest())
+        mixed = _xor16(block, md5(secret + last))
         out.append(mixed)
         # Each block chains on the *ciphertext*: our output when hiding, input when not.
         last = mixed if encrypt else block
@@ -45,7 +45,7 @@ def unhide_password(hidden: bytes, secret: bytes, authenticator: bytes) -> bytes
     """The password inside a User-Password value, trailing NUL padding removed."""
     size = len(hidden)
     if size == 16:  # the common case: one block, no loop
-        plain = _xor16(hidden, md5(secret + authenticator).digest())
+        plain = _xor16(hidden, md5(secret + authenticator))
     elif size == 0 or size % 16 or size > MAX_PASSWORD:
         raise MalformedPacket(f"User-Password of {size} octets is not 16..128 in steps of 16")
     else:

@@ -165,6 +165,22 @@ def _split_vsa(data: bytes, start: int, end: int, vendor: int) -> list[tuple[Att
     return subs
 
 
+# A frozen dataclass __init__ goes through object.__setattr__ per field; decode is hot,
+# so it fills the slots through their descriptors instead (same result, half the cost).
+_SLOT_SETTERS = tuple(
+    Packet.__dict__[name].__set__
+    for name in (
+        "code",
+        "identifier",
+        "authenticator",
+        "attributes",
+        "raw",
+        "dictionary",
+        "message_authenticator_at",
+    )
+)
+
+
 def decode(data: bytes, dictionary: Dictionary) -> Packet:
     """Parse a datagram.  Raises `MalformedPacket` for anything RFC 2865 §3 forbids."""
     size = len(data)
@@ -178,33 +194,46 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
     if length > size:
         raise MalformedPacket(f"Length field {length} runs past the {size} octets received")
     # Octets past Length are padding (§3); bytes() also freezes a bytearray/memoryview.
-    data = data[:length] if length < size else bytes(data)
+    if length < size or type(data) is not bytes:
+        data = bytes(data[:length])
     attributes: list[tuple[AttrKey, bytes]] = []
     append = attributes.append
-    odd_vendors = dictionary.odd_vendor_formats
     ma_at = NO_MA
     pos = MIN_LENGTH
     while pos < length:
-        if pos + 2 > length:
-            raise MalformedPacket(f"attribute header at offset {pos} is cut off")
-        kind = data[pos]
-        end = pos + data[pos + 1]
-        if end < pos + 2:
+        try:
+            kind = data[pos]
+            end = pos + data[pos + 1]
+        except IndexError:
+            raise MalformedPacket(f"attribute header at offset {pos} is cut off") from None
+        if end - pos < 2:
             raise MalformedPacket(f"attribute {kind} at offset {pos} has length < 2")
         if end > length:
             raise MalformedPacket(f"attribute {kind} at offset {pos} runs past the packet")
-        if kind == 26 and end - pos > 6:
-            vendor = int.from_bytes(data[pos + 2 : pos + 6], "big")
-            subs = [] if vendor in odd_vendors else _split_vsa(data, pos + 6, end, vendor)
-            if subs:
-                attributes.extend(subs)
-            else:  # not in the layout we know: keep the whole VSA as raw octets
-                append((26, data[pos + 2 : end]))
-        else:
-            if kind == MESSAGE_AUTHENTICATOR:
-                ma_at = pos if ma_at == NO_MA else DUPLICATE_MA
-            append((kind, data[pos + 2 : end]))
+        if kind == 26:
+            if end - pos > 6:
+                vendor = int.from_bytes(data[pos + 2 : pos + 6], "big")
+                if vendor not in dictionary.odd_vendor_formats:
+                    subs = _split_vsa(data, pos + 6, end, vendor)
+                    if subs:
+                        attributes.extend(subs)
+                        pos = end
+                        continue
+            # Not in the layout we know: the whole VSA stays raw under key 26.
+        elif kind == MESSAGE_AUTHENTICATOR:
+            ma_at = pos if ma_at == NO_MA else DUPLICATE_MA
+        append((kind, data[pos + 2 : end]))
         pos = end
-    return Packet(
-        data[0], data[1], data[4:20], tuple(attributes), data, dictionary, ma_at
-    )
+    packet = _new_packet(Packet)
+    s0, s1, s2, s3, s4, s5, s6 = _SLOT_SETTERS
+    s0(packet, data[0])
+    s1(packet, data[1])
+    s2(packet, data[4:20])
+    s3(packet, tuple(attributes))
+    s4(packet, data)
+    s5(packet, dictionary)
+    s6(packet, ma_at)
+    return packet
+
+
+_new_packet = object.__new__
