@@ -22,8 +22,10 @@ from management.commands import register
 @click.pass_context
 def root(ctx: click.Context, config_path: str | None, output_format: str, operator: str | None) -> None:
     """ISP AAA server and management core."""
-    ctx.obj = AppState(config_path=config_path, output_format=output_format,
-                       operator_login=operator or default_operator())
+    state = AppState(config_path=config_path, output_format=output_format,
+                     operator_login=operator or default_operator())
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
 root.add_command(db_group)

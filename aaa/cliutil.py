@@ -64,6 +64,11 @@ class AppState:
             self._sessions = session_factory(self.engine)
         return self._sessions()
 
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
     @property
     def zone(self) -> ZoneInfo:
         return self.config.zone
