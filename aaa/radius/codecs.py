@@ -290,9 +290,7 @@ CODECS: dict[str, Codec] = {
     "date": Codec("date", _fixed_int("date", 4, False), _fixed_int_encoder("date", 4, False)),
     "byte": Codec("byte", _fixed_int("byte", 1, False), _fixed_int_encoder("byte", 1, False)),
     "short": Codec("short", _fixed_int("short", 2, False), _fixed_int_encoder("short", 2, False)),
-    "signed": Codec(
-        "signed", _fixed_int("signed", 4, True), _fixed_int_encoder("signed", 4, True)
-    ),
+    "signed": Codec("signed", _fixed_int("signed", 4, True), _fixed_int_encoder("signed", 4, True)),
     "ether": Codec("ether", decode_ether, encode_ether),
     "ifid": Codec("ifid", decode_ifid, encode_ifid),
 }

@@ -143,9 +143,7 @@ class _Reader:
                 type_size, length_size, continuation = _parse_format(token, where)
         return VendorLine(tokens[1], number, type_size, length_size, continuation)
 
-    def _attribute(
-        self, tokens: list[str], vendor: str | None, where: str
-    ) -> AttributeLine | None:
+    def _attribute(self, tokens: list[str], vendor: str | None, where: str) -> AttributeLine | None:
         if len(tokens) < 4:
             raise DictionaryError(f"{where}: ATTRIBUTE needs a name, a number and a type")
         name, number_text, type_name = tokens[1], tokens[2], tokens[3].lower()

@@ -172,9 +172,7 @@ def _root_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_dictionary(
-    *extra: str | os.PathLike[str], builtin: bool = True
-) -> Dictionary:
+def load_dictionary(*extra: str | os.PathLike[str], builtin: bool = True) -> Dictionary:
     """Load the project's dictionaries, then each extra file or directory on top.
 
     A directory contributes its `dictionary` file (which `$INCLUDE`s the rest, as in a

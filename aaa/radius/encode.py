@@ -106,9 +106,7 @@ def encode_attributes(
             attr = dictionary[ref]
         else:
             attr = dictionary.attribute(ref)
-        out.append(
-            encode_attribute(attr, value, secret=secret, authenticator=authenticator)
-        )
+        out.append(encode_attribute(attr, value, secret=secret, authenticator=authenticator))
     return b"".join(out)
 
 
