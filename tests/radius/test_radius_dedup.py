@@ -1,0 +1,56 @@
+"""The RFC 5080 duplicate-reply cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from aaa.radius import IN_PROGRESS, DuplicateCache, build_request, decode, load_dictionary
+from aaa.radius.dedup import request_key
+
+KEY = ("10.0.0.1", 40000, 7, bytes(16))
+
+
+def test_hit_within_window_miss_after() -> None:
+    """A reply stored at t=0 is returned until the window ends, then forgotten."""
+    cache = DuplicateCache(window=5.0, max_entries=10)
+    assert cache.lookup(KEY, now=0.0) is None
+    assert cache.lookup(KEY, now=0.1) is IN_PROGRESS
+    cache.store(KEY, b"reply", now=0.2)
+    assert cache.lookup(KEY, now=5.1) == b"reply"
+    assert cache.get(KEY, now=5.1) == b"reply"
+    assert cache.get(KEY, now=5.2) is None
+    assert cache.lookup(KEY, now=5.3) is None  # a new request, not a retransmission
+
+
+def test_key_includes_authenticator_port_and_identifier() -> None:
+    """A new request reusing the Identifier (new authenticator) is not a duplicate."""
+    cache = DuplicateCache()
+    cache.lookup(KEY, 0.0)
+    cache.store(KEY, b"r", 0.0)
+    for other in (
+        ("10.0.0.1", 40000, 7, b"\x01" * 16),
+        ("10.0.0.1", 40001, 7, bytes(16)),
+        ("10.0.0.1", 40000, 8, bytes(16)),
+        ("10.0.0.2", 40000, 7, bytes(16)),
+    ):
+        assert cache.get(other, 0.0) is None
+    packet = decode(build_request(1, 7, b"", b"s", authenticator=bytes(16)), load_dictionary())
+    assert request_key("10.0.0.1", 40000, packet) == KEY
+
+
+def test_bounded_size_evicts_oldest() -> None:
+    """At max_entries the oldest entry makes room, and expired ones go first."""
+    cache = DuplicateCache(window=10.0, max_entries=3)
+    keys = [("nas", 1, i, bytes(16)) for i in range(5)]
+    for i, key in enumerate(keys):
+        cache.lookup(key, now=float(i))
+        cache.store(key, bytes((i,)), now=float(i))
+        assert len(cache) <= 3
+    assert cache.get(keys[0], 4.0) is None and cache.get(keys[1], 4.0) is None
+    assert cache.get(keys[4], 4.0) == b"\x04"
+    cache.lookup(("nas", 1, 99, bytes(16)), now=100.0)
+    assert len(cache) == 1
+    cache.forget(("nas", 1, 99, bytes(16)))
+    assert len(cache) == 0
+    with pytest.raises(ValueError):
+        DuplicateCache(window=0)
