@@ -25,6 +25,7 @@ class Actor:
             raise PermissionDenied(self.login, permission)
 
 
+DEFAULT_ZONE = ZoneInfo("America/Sao_Paulo")
 SYSTEM = Actor(operator_id=None, login="system", is_admin=True, permissions=frozenset())
 
 
@@ -33,7 +34,7 @@ class Context:
     session: Session
     actor: Actor
     now: datetime  # timezone-aware UTC; injected so tests can travel in time
-    zone: ZoneInfo = ZoneInfo("America/Sao_Paulo")  # the provider's days and dates
+    zone: ZoneInfo = DEFAULT_ZONE  # the provider's days and dates
 
     @property
     def today(self) -> date:

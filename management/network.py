@@ -87,7 +87,7 @@ def create_subnet(ctx: Context, cidr: str, folder: str = "default",
     network = parse_subnet(cidr)
     for existing in ctx.session.scalars(select(Subnet)):
         other = ipaddress.ip_network(existing.cidr)
-        if other.version == network.version and network.overlaps(other):  # type: ignore[arg-type]
+        if other.version == network.version and network.overlaps(other):
             raise RuleViolation("subnet.overlap", f"{network} overlaps registered subnet {other}")
     folder_row = ctx.session.scalar(select(SubnetFolder).where(SubnetFolder.name == folder))
     if folder_row is None:

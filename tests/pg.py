@@ -53,7 +53,8 @@ class Cluster:
             try:
                 pwd.getpwnam("postgres")
             except KeyError:
-                raise PostgresUnavailable("running as root and no `postgres` user to run the cluster") from None
+                raise PostgresUnavailable(
+                    "running as root and no `postgres` user to run the cluster") from None
             self.user = "postgres"
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -38,14 +38,16 @@ def check(engine: Engine) -> list[str]:
     """Differences between the models and the migrated database (empty when they agree)."""
     from alembic.autogenerate import compare_metadata
 
-    from aaa.db.models import Base
+    from aaa.db import models
 
     with engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "render_as_batch": True}
         )
-        diffs = compare_metadata(context, Base.metadata)
+        diffs = compare_metadata(context, models.Base.metadata)
     problems = [repr(diff) for diff in diffs]
     if current_revision(engine) != head_revision(engine):
-        problems.insert(0, f"database at revision {current_revision(engine)}, head is {head_revision(engine)}")
+        problems.insert(
+            0, f"database at revision {current_revision(engine)}, head is {head_revision(engine)}"
+        )
     return problems

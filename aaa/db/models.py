@@ -234,3 +234,6 @@ class ScheduledTask(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+__all__ = ["Base", "ChangeFeedEntry", "Customer", "HistoryEntry", "Nas", "Operator", "OperatorPermission",
+           "Plan", "Pop", "ScheduledTask", "Service", "Subnet", "SubnetFolder", "Variable"]

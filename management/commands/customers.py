@@ -45,7 +45,8 @@ def add(state: AppState, name: str, document: str, email: str | None, phones: st
 def list_(state: AppState, active: bool | None, city: str | None, search: str | None) -> None:
     """List customers."""
     with state.reading() as session:
-        render(state, [serialize.customer(c) for c in customers.list_customers(session, active, city, search)])
+        rows = customers.list_customers(session, active, city, search)
+        render(state, [serialize.customer(c) for c in rows])
 
 
 @customer_group.command("show")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine, create_engine
 
-from aaa.db.models import Base
+from aaa.db import models
 
 config = context.config
 engine = config.attributes.get("engine")
@@ -15,7 +15,7 @@ if not isinstance(engine, Engine):
 with engine.begin() as connection:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=models.Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

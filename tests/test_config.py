@@ -1,0 +1,62 @@
+"""Configuration loading: defaults, the example file, environment overrides, bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aaa.config import Config, ConfigError, load_config, parse_config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "aaa.example.toml"
+
+
+def test_example_file_documents_every_default() -> None:
+    """config/aaa.example.toml parses to exactly the built-in defaults."""
+    loaded = load_config(EXAMPLE, env={})
+    defaults = parse_config("", env={})
+    assert loaded.database == defaults.database and loaded.radius == defaults.radius
+    assert (loaded.data_dir, loaded.timezone) == (defaults.data_dir, defaults.timezone)
+    for section in ("database", "radius"):
+        for key in getattr(Config(), section).__dataclass_fields__:
+            assert f"\n{key} =" in EXAMPLE.read_text(), f"{section}.{key} is not documented"
+
+
+def test_default_database_is_sqlite_in_data_dir(tmp_path: Path) -> None:
+    """Without a file, the database is a SQLite file in data_dir; AAA_DATA_DIR moves it."""
+    config = load_config(env={"AAA_DATA_DIR": str(tmp_path)})
+    assert config.database_url == f"sqlite:///{tmp_path}/aaa.sqlite3"
+
+
+def test_environment_overrides_database_url(tmp_path: Path) -> None:
+    """AAA_DATABASE_URL wins over the file."""
+    path = tmp_path / "aaa.toml"
+    path.write_text('[database]\nurl = "sqlite:///x.db"\n')
+    config = load_config(path, env={"AAA_DATABASE_URL": "postgresql://u@h/db"})
+    assert config.database_url == "postgresql://u@h/db"
+    assert load_config(path, env={}).database_url == "sqlite:///x.db"
+
+
+def test_aaa_config_variable_locates_the_file(tmp_path: Path) -> None:
+    """AAA_CONFIG points at the file when --config is not given."""
+    path = tmp_path / "custom.toml"
+    path.write_text("[radius]\nauth_port = 11812\n")
+    assert load_config(env={"AAA_CONFIG": str(path)}).radius.auth_port == 11812
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('[radius]\nauth_port = "x"', "radius.auth_port"),
+    ("[radius]\nauth_port = 70000", "radius.auth_port"),
+    ("[radius]\nstrip_realm = 1", "radius.strip_realm"),
+    ("[radius]\nextra_dictionaries = [1]", "radius.extra_dictionaries"),
+    ("[radius]\nbogus = 1", "radius.bogus"),
+    ('timezone = "Mars/Olympus"', "timezone"),
+    ('[database]\nurl = "mysql://x"', "database.url"),
+    ("radius = 3", "radius"),
+    ("[radius\n", "not valid TOML"),
+])
+def test_bad_values_name_the_key(text: str, key: str) -> None:
+    """Each bad value raises ConfigError whose message names the key."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    assert key in str(info.value)
