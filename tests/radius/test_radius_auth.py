@@ -24,9 +24,7 @@ def test_pap() -> None:
     attrs = encode_attributes(
         DICT, [("User-Name", "u"), ("User-Password", "senha123")], secret=b"s", authenticator=auth
     )
-    request = decode(
-        build_request(PacketCode.ACCESS_REQUEST, 1, attrs, b"s", authenticator=auth), DICT
-    )
+    request = decode(build_request(PacketCode.ACCESS_REQUEST, 1, attrs, b"s", authenticator=auth), DICT)
     password = request.user_password(b"s")
     assert password is not None
     assert check_pap(password, b"senha123")

@@ -167,9 +167,7 @@ def test_tagged_attributes() -> None:
 def test_tunnel_password_tagged_and_salted() -> None:
     """Tunnel-Password keeps its tag in clear and salt-encrypts the rest."""
     secret = b"s"
-    attr = encode_attribute(
-        DICT["Tunnel-Password"], Tagged(3, "tunnelpw"), secret=secret, authenticator=AUTH
-    )
+    attr = encode_attribute(DICT["Tunnel-Password"], Tagged(3, "tunnelpw"), secret=secret, authenticator=AUTH)
     assert attr[2] == 3 and attr[3] & 0x80
     decoded = decode(packet(attr), DICT)
     assert decoded.reveal("Tunnel-Password", secret) == Tagged(3, "tunnelpw")
@@ -211,9 +209,7 @@ def test_pre_encoded_blob_concatenates_into_replies() -> None:
     """A pre-encoded blob reused in replies to two requests gives valid, distinct replies."""
     blob = encode_attributes(DICT, [("Framed-Pool", "p1"), ("Mikrotik-Rate-Limit", "1M/1M")])
     for identifier in (1, 2):
-        request = decode(
-            build_request(PacketCode.ACCESS_REQUEST, identifier, b"\x01\x03a", b"k"), DICT
-        )
+        request = decode(build_request(PacketCode.ACCESS_REQUEST, identifier, b"\x01\x03a", b"k"), DICT)
         reply = decode(build_reply(request, PacketCode.ACCESS_ACCEPT, b"k", [blob]), DICT)
         assert reply.identifier == identifier
         assert reply.get("Mikrotik-Rate-Limit") == "1M/1M"
@@ -257,9 +253,7 @@ def test_hashed_request_authenticators() -> None:
 
 def test_message_authenticator_first_in_access_request_and_duplicates_rejected() -> None:
     """build_request puts Message-Authenticator first; two of them never verify."""
-    raw = build_request(
-        PacketCode.ACCESS_REQUEST, 1, b"\x01\x03a", b"k", authenticator=new_authenticator()
-    )
+    raw = build_request(PacketCode.ACCESS_REQUEST, 1, b"\x01\x03a", b"k", authenticator=new_authenticator())
     request = decode(raw, DICT)
     assert request.attributes[0][0] == 80
     assert verify_message_authenticator(request, b"k")

@@ -31,9 +31,7 @@ SECRET = b"xyzzy5461"
 AUTH = bytes(range(16))
 SEND_KEY = bytes.fromhex("8B7CDC149B993A1BA118CB153F56DCCB")
 # SEND_KEY salt-encrypted with salt 0x9234 against AUTH (pyrad 2.6 computes the same).
-SEND_KEY_ENCRYPTED = bytes.fromhex(
-    "923412264d5a9c7c30dac8b01ccca9b218ef2a525074088be5d6c7450f8c68592818"
-)
+SEND_KEY_ENCRYPTED = bytes.fromhex("923412264d5a9c7c30dac8b01ccca9b218ef2a525074088be5d6c7450f8c68592818")
 
 
 @pytest.mark.parametrize("size", range(0, 129))

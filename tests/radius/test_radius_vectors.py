@@ -33,9 +33,7 @@ RFC2865_REQUEST = bytes.fromhex(
     "0406c0a80110"
     "050600000003"
 )
-RFC2865_ACCEPT = bytes.fromhex(
-    "0200002686fe220e7624ba2a1005f6bf9b55e0b20606000000010f06000000000e06c0a80103"
-)
+RFC2865_ACCEPT = bytes.fromhex("0200002686fe220e7624ba2a1005f6bf9b55e0b20606000000010f06000000000e06c0a80103")
 SECRET = b"xyzzy5461"
 
 
@@ -141,9 +139,7 @@ def test_rfc2759_mschap2_vectors() -> None:
     assert nt_hash.hex().upper() == "44EBBA8D5312B8D611474411F56989AE"
     assert mschap2_nt_response(AUTH_CHALLENGE, PEER_CHALLENGE, b"User", nt_hash) == NT_RESPONSE
     assert (
-        mschap2_authenticator_response(
-            nt_hash, NT_RESPONSE, PEER_CHALLENGE, AUTH_CHALLENGE, b"User"
-        )
+        mschap2_authenticator_response(nt_hash, NT_RESPONSE, PEER_CHALLENGE, AUTH_CHALLENGE, b"User")
         == "S=407A5589115FD0D6209F510FE9C04566932CDA56"
     )
 
