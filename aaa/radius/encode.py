@@ -84,10 +84,8 @@ def encode_attribute(
     Hidden attributes need `secret` and the Request Authenticator they hide against.
     """
     if attr.encrypt:
-        raw = _hidden(attr, value, secret, authenticator, salt)
-    else:
-        raw = attr.encode_value(value)
-    return wrap(attr, raw)
+        return wrap(attr, _hidden(attr, value, secret, authenticator, salt))
+    return wrap(attr, attr.encode_value(value))
 
 
 def encode_attributes(

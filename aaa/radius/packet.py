@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
-from aaa.radius.codecs import AttrValue, Tagged
+from aaa.radius.codecs import AttrValue, Tagged, codec_for
 from aaa.radius.dictionary import AttributeDef, AttrKey, Dictionary
 from aaa.radius.errors import MalformedPacket
 from aaa.radius.hiding import salt_decrypt, unhide_password
@@ -139,11 +140,12 @@ def reveal_value(
         return definition.codec.decode(unhide_password(raw, secret, authenticator))
     if encrypt == 2:
         if definition.has_tag:
+            # RFC 2868 §3.5: the tag octet is always there and is not encrypted.
             if not raw:
                 raise MalformedPacket(f"{definition.name} is empty")
             plain = salt_decrypt(raw[1:], secret, authenticator)
-            inner = definition.codec.decode(bytes((raw[0],)) + plain)
-            return inner if isinstance(inner, Tagged) else Tagged(raw[0], inner)
+            inner = codec_for(definition.type_name).decode(plain)
+            return Tagged(raw[0], cast(str | bytes | int, inner))
         return definition.codec.decode(salt_decrypt(raw, secret, authenticator))
     if encrypt:
         raise MalformedPacket(f"{definition.name} uses unsupported encrypt={encrypt}")
