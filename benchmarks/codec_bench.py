@@ -56,9 +56,7 @@ def make_request() -> bytes:
         secret=SECRET,
         authenticator=AUTHENTICATOR,
     )
-    return build_request(
-        PacketCode.ACCESS_REQUEST, 42, attributes, SECRET, authenticator=AUTHENTICATOR
-    )
+    return build_request(PacketCode.ACCESS_REQUEST, 42, attributes, SECRET, authenticator=AUTHENTICATOR)
 
 
 def ours() -> Callable[[bytes], bytes]:

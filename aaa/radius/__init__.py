@@ -35,8 +35,6 @@ from aaa.radius.errors import DictionaryError, EncodeError, MalformedPacket
 from aaa.radius.hiding import hide_password, salt_decrypt, salt_encrypt, unhide_password
 from aaa.radius.packet import Packet, decode
 
-codes = PacketCode
-
 __all__ = [
     "ACCESS_REPLIES",
     "HASHED_REQUESTS",
@@ -62,7 +60,6 @@ __all__ = [
     "check_mschap1",
     "check_mschap2",
     "check_pap",
-    "codes",
     "decode",
     "encode_attribute",
     "encode_attributes",

@@ -58,9 +58,7 @@ def _des_key(key7: bytes) -> bytes:
 def challenge_response(challenge: bytes, password_hash: bytes) -> bytes:
     """ChallengeResponse (RFC 2759 §8.5): three DES encryptions of the 8-octet challenge."""
     key = password_hash.ljust(21, b"\x00")
-    return b"".join(
-        DES.new(_des_key(key[i : i + 7]), DES.MODE_ECB).encrypt(challenge) for i in (0, 7, 14)
-    )
+    return b"".join(DES.new(_des_key(key[i : i + 7]), DES.MODE_ECB).encrypt(challenge) for i in (0, 7, 14))
 
 
 # --- MS-CHAPv1 ----------------------------------------------------------------------------
@@ -80,12 +78,8 @@ def check_mschap1(challenge: bytes, response: bytes, nt_hash: bytes) -> bool:
 _MAGIC1 = b"Magic server to client signing constant"
 _MAGIC2 = b"Pad to make it do more than one iteration"
 _KEY_MAGIC1 = b"This is the MPPE Master Key"
-_KEY_MAGIC2 = (
-    b"On the client side, this is the send key; on the server side, it is the receive key."
-)
-_KEY_MAGIC3 = (
-    b"On the client side, this is the receive key; on the server side, it is the send key."
-)
+_KEY_MAGIC2 = b"On the client side, this is the send key; on the server side, it is the receive key."
+_KEY_MAGIC3 = b"On the client side, this is the receive key; on the server side, it is the send key."
 _SHS_PAD1 = b"\x00" * 40
 _SHS_PAD2 = b"\xf2" * 40
 

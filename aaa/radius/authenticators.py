@@ -137,9 +137,7 @@ def build_request(
 def proxy_states(request: Packet) -> bytes:
     """The request's Proxy-State attributes, in order, ready to append to a reply."""
     return b"".join(
-        bytes((PROXY_STATE, len(raw) + 2)) + raw
-        for key, raw in request.attributes
-        if key == PROXY_STATE
+        bytes((PROXY_STATE, len(raw) + 2)) + raw for key, raw in request.attributes if key == PROXY_STATE
     )
 
 

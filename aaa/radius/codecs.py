@@ -281,9 +281,7 @@ CODECS: dict[str, Codec] = {
     "ipv6prefix": Codec("ipv6prefix", decode_ipv6prefix, encode_ipv6prefix),
     "ipv4prefix": Codec("ipv4prefix", decode_ipv4prefix, encode_ipv4prefix),
     "combo-ip": Codec("combo-ip", decode_combo_ip, encode_combo_ip),
-    "integer": Codec(
-        "integer", _fixed_int("integer", 4, False), _fixed_int_encoder("integer", 4, False)
-    ),
+    "integer": Codec("integer", _fixed_int("integer", 4, False), _fixed_int_encoder("integer", 4, False)),
     "integer64": Codec(
         "integer64", _fixed_int("integer64", 8, False), _fixed_int_encoder("integer64", 8, False)
     ),

@@ -22,9 +22,7 @@ class PacketCode(IntEnum):
 
 
 # Replies that must carry Message-Authenticator as their first attribute (BlastRADIUS).
-ACCESS_REPLIES = frozenset(
-    {PacketCode.ACCESS_ACCEPT, PacketCode.ACCESS_REJECT, PacketCode.ACCESS_CHALLENGE}
-)
+ACCESS_REPLIES = frozenset({PacketCode.ACCESS_ACCEPT, PacketCode.ACCESS_REJECT, PacketCode.ACCESS_CHALLENGE})
 
 # Requests whose Request Authenticator is an MD5 over the packet (RFC 2866, RFC 5176),
 # not a random nonce.

@@ -45,9 +45,7 @@ class ValueLine:
 
 DictLine = VendorLine | AttributeLine | ValueLine
 
-_FLAG_WORDS = frozenset(
-    {"has_tag", "concat", "array", "virtual", "internal", "abinary", "secret", "long"}
-)
+_FLAG_WORDS = frozenset({"has_tag", "concat", "array", "virtual", "internal", "abinary", "secret", "long"})
 
 
 def _number(text: str) -> int | None:

@@ -106,9 +106,7 @@ def _build(lines: Iterable[DictLine]) -> Dictionary:
             if line.vendor is not None:
                 vendor = vendors.get(line.vendor)
                 if vendor is None:
-                    raise DictionaryError(
-                        f"attribute {line.name} names unknown vendor {line.vendor}"
-                    )
+                    raise DictionaryError(f"attribute {line.name} names unknown vendor {line.vendor}")
             attributes.append((line, vendor))
         elif isinstance(line, ValueLine):
             values.setdefault(line.attribute, {})[line.name] = line.number

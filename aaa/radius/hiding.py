@@ -59,9 +59,7 @@ def new_salt() -> bytes:
     return bytes((salt[0] | 0x80, salt[1]))
 
 
-def salt_encrypt(
-    plain: bytes, secret: bytes, authenticator: bytes, salt: bytes | None = None
-) -> bytes:
+def salt_encrypt(plain: bytes, secret: bytes, authenticator: bytes, salt: bytes | None = None) -> bytes:
     """Salt + ciphertext of `plain` (the value is prefixed by its length, then padded)."""
     if len(plain) > 239:  # 1 length octet + 239 + padding, and salt and header, fill 255
         raise EncodeError(f"salt-encrypted value is {len(plain)} octets; at most 239")

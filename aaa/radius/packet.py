@@ -132,9 +132,7 @@ class Packet:
         return None
 
 
-def reveal_value(
-    definition: AttributeDef, raw: bytes, secret: bytes, authenticator: bytes
-) -> AttrValue:
+def reveal_value(definition: AttributeDef, raw: bytes, secret: bytes, authenticator: bytes) -> AttrValue:
     encrypt = definition.encrypt
     if encrypt == 1:
         return definition.codec.decode(unhide_password(raw, secret, authenticator))
@@ -208,9 +206,9 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
             end = pos + data[pos + 1]
         except IndexError:
             raise MalformedPacket(f"attribute header at offset {pos} is cut off") from None
-        if end - pos < 2:
-            raise MalformedPacket(f"attribute {kind} at offset {pos} has length < 2")
-        if end > length:
+        if not pos + 2 <= end <= length:  # one test on the hot path; diagnose after
+            if end < pos + 2:
+                raise MalformedPacket(f"attribute {kind} at offset {pos} has length < 2")
             raise MalformedPacket(f"attribute {kind} at offset {pos} runs past the packet")
         if kind == 26:
             if end - pos > 6:
