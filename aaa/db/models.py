@@ -235,5 +235,30 @@ class ScheduledTask(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-__all__ = ["Base", "ChangeFeedEntry", "Customer", "HistoryEntry", "Nas", "Operator", "OperatorPermission",
+
+
+class AuthLogEntry(Base):
+    """One row per authentication decision: the Log de Autenticações."""
+
+    __tablename__ = "auth_log"
+    __table_args__ = (Index("ix_auth_log_login_at", "login", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    login: Mapped[str] = mapped_column(String(253))
+    service_id: Mapped[int | None] = mapped_column(Integer)
+    nas_id: Mapped[int | None] = mapped_column(Integer)
+    nas_ip: Mapped[str] = mapped_column(String(45))
+    result: Mapped[str] = mapped_column(String(8))  # accept / reject
+    reason: Mapped[str] = mapped_column(Text)
+    mac: Mapped[str | None] = mapped_column(String(64))
+    mac_differs: Mapped[bool] = mapped_column(Boolean, default=False)
+    interface: Mapped[str | None] = mapped_column(String(253))
+    interface_differs: Mapped[bool] = mapped_column(Boolean, default=False)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    pool: Mapped[str | None] = mapped_column(String(100))
+    download_kbps: Mapped[int | None] = mapped_column(Integer)
+    upload_kbps: Mapped[int | None] = mapped_column(Integer)
+
+__all__ = ["AuthLogEntry", "Base", "ChangeFeedEntry", "Customer", "HistoryEntry", "Nas", "Operator", "OperatorPermission",
            "Plan", "Pop", "ScheduledTask", "Service", "Subnet", "SubnetFolder", "Variable"]

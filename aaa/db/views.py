@@ -1,0 +1,81 @@
+"""Loading the policy's SubscriberView from the database, and keeping it fresh.
+
+The view is loaded once with a streaming query; afterwards only the rows named by the
+change feed since the view's `seq` are read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aaa.db.models import ChangeFeedEntry, Nas, Plan, Service, Variable
+from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView
+
+_SERVICE_COLUMNS = (
+    Service.id, Service.login, Service.password, Service.status, Service.plan_id, Service.mac,
+    Service.mac_binding, Service.interface, Service.nas_id, Service.ipv4, Service.ipv6_prefix,
+    Service.nav_download_kbps, Service.nav_upload_kbps, Service.nav_until,
+    Service.associated_service_id, Service.simultaneous_use, Service.trust_unlock_until,
+)
+_BATCH = 10_000
+
+
+def _services(session: Session, ids: Iterable[int] | None = None) -> Iterator[ServiceFacts]:
+    query = select(*_SERVICE_COLUMNS)
+    if ids is not None:
+        query = query.where(Service.id.in_(list(ids)))
+    result = session.execute(query.execution_options(yield_per=_BATCH))
+    for row in result:
+        yield ServiceFacts(*row)
+
+
+def _plans(session: Session) -> list[PlanFacts]:
+    return [PlanFacts(*row) for row in session.execute(
+        select(Plan.id, Plan.name, Plan.download_kbps, Plan.upload_kbps, Plan.pool))]
+
+
+def _nas(session: Session) -> list[NasFacts]:
+    return [
+        NasFacts(n.id, n.name, n.ip, n.vendor, n.secret.encode(), n.require_message_authenticator,
+                 n.enabled, n.coa_port)
+        for n in session.scalars(select(Nas))
+    ]
+
+
+def _variables(session: Session) -> dict[str, str]:
+    return dict(session.execute(select(Variable.key, Variable.value)).tuples())
+
+
+def current_seq(session: Session) -> int:
+    return session.scalar(select(func.coalesce(func.max(ChangeFeedEntry.seq), 0))) or 0
+
+
+def load_view(session: Session) -> SubscriberView:
+    """The whole view, read inside one transaction so that `seq` matches the rows."""
+    seq = current_seq(session)
+    return SubscriberView.build(_services(session), _plans(session), _nas(session),
+                                _variables(session), seq)
+
+
+def refresh_view(session: Session, view: SubscriberView) -> SubscriberView:
+    """Apply the change-feed rows after `view.seq`; returns `view` itself when nothing changed."""
+    entries = session.execute(
+        select(ChangeFeedEntry.seq, ChangeFeedEntry.object_type, ChangeFeedEntry.object_id)
+        .where(ChangeFeedEntry.seq > view.seq).order_by(ChangeFeedEntry.seq)
+    ).all()
+    if not entries:
+        return view
+    kinds = {kind for _, kind, _ in entries}
+    service_ids = {int(object_id) for _, kind, object_id in entries if kind == "service"}
+    changed = list(_services(session, service_ids)) if service_ids else []
+    removed = service_ids - {s.id for s in changed}
+    return view.with_changes(
+        services=changed, removed_services=removed,
+        plans=_plans(session) if "plan" in kinds else None,
+        nas=_nas(session) if "nas" in kinds else None,
+        variables=_variables(session) if "variable" in kinds else None,
+        seq=entries[-1][0],
+    )

@@ -1,0 +1,129 @@
+"""The SubscriberView: an immutable snapshot the hot path reads without any I/O.
+
+A refresher builds a new view from the old one plus the changed rows and swaps the
+reference; readers holding the old one finish with it undisturbed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFacts:
+    id: int
+    name: str
+    download_kbps: int
+    upload_kbps: int
+    pool: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceFacts:
+    id: int
+    login: str
+    password: str
+    status: str
+    plan_id: int
+    mac: str | None = None
+    mac_binding: str = "off"
+    interface: str | None = None
+    nas_id: int | None = None
+    ipv4: str | None = None
+    ipv6_prefix: str | None = None
+    nav_download_kbps: int | None = None
+    nav_upload_kbps: int | None = None
+    nav_until: datetime | None = None
+    associated_service_id: int | None = None
+    simultaneous_use: int = 1
+    trust_unlock_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NasFacts:
+    id: int
+    name: str
+    ip: str
+    vendor: str
+    secret: bytes
+    require_message_authenticator: bool = True
+    enabled: bool = True
+    coa_port: int = 3799
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberView:
+    """Everything a decision reads. `seq` is the last change-feed row applied."""
+
+    services_by_login: Mapping[str, ServiceFacts] = field(default_factory=dict)
+    services_by_id: Mapping[int, ServiceFacts] = field(default_factory=dict)
+    associated_to: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    plans: Mapping[int, PlanFacts] = field(default_factory=dict)
+    nas_by_ip: Mapping[str, NasFacts] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+    seq: int = 0
+
+    @classmethod
+    def build(cls, services: Iterable[ServiceFacts], plans: Iterable[PlanFacts],
+              nas: Iterable[NasFacts], variables: Mapping[str, str], seq: int) -> SubscriberView:
+        by_id = {s.id: s for s in services}
+        return cls(
+            services_by_login=_live_by_login(by_id.values()), services_by_id=by_id,
+            associated_to=_reverse_associations(by_id.values()),
+            plans={p.id: p for p in plans}, nas_by_ip={n.ip: n for n in nas},
+            variables=dict(variables), seq=seq,
+        )
+
+    def with_changes(
+        self, *, services: Iterable[ServiceFacts] = (), removed_services: Iterable[int] = (),
+        plans: Iterable[PlanFacts] | None = None, nas: Iterable[NasFacts] | None = None,
+        variables: Mapping[str, str] | None = None, seq: int,
+    ) -> SubscriberView:
+        """A new view with some services replaced/removed, and optionally new plans/NAS/variables."""
+        changed = list(services)
+        gone = set(removed_services)
+        by_id = dict(self.services_by_id)
+        by_login = dict(self.services_by_login)
+        for service_id in gone | {s.id for s in changed}:
+            old = by_id.pop(service_id, None)
+            if old is not None and by_login.get(old.login) is old:
+                del by_login[old.login]
+        for service in changed:
+            by_id[service.id] = service
+            if service.status != "cancelled":
+                by_login[service.login] = service
+            elif service.login not in by_login:
+                by_login[service.login] = service  # answer "cancelled", not "unknown"
+        touched = gone | {s.id for s in changed}
+        association_changed = any(s.associated_service_id for s in changed) or any(
+            (old := self.services_by_id.get(i)) is not None and old.associated_service_id
+            for i in touched)
+        return replace(
+            self, services_by_login=by_login, services_by_id=by_id,
+            associated_to=_reverse_associations(by_id.values()) if association_changed
+            else self.associated_to,
+            plans={p.id: p for p in plans} if plans is not None else self.plans,
+            nas_by_ip={n.ip: n for n in nas} if nas is not None else self.nas_by_ip,
+            variables=dict(variables) if variables is not None else self.variables,
+            seq=seq,
+        )
+
+
+def _live_by_login(services: Iterable[ServiceFacts]) -> dict[str, ServiceFacts]:
+    """login → the live service; a login only held by cancelled services maps to one of them."""
+    result: dict[str, ServiceFacts] = {}
+    for service in services:
+        current = result.get(service.login)
+        if current is None or (current.status == "cancelled" and service.status != "cancelled"):
+            result[service.login] = service
+    return result
+
+
+def _reverse_associations(services: Iterable[ServiceFacts]) -> dict[int, tuple[int, ...]]:
+    reverse: dict[int, list[int]] = {}
+    for service in services:
+        if service.associated_service_id is not None:
+            reverse.setdefault(service.associated_service_id, []).append(service.id)
+    return {key: tuple(value) for key, value in reverse.items()}
