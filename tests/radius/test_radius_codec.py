@@ -295,3 +295,29 @@ def test_dictionary_parses_project_files(tmp_path: object) -> None:
     assert DICT["Error-Cause"].values["Session-Context-Not-Found"] == 503
     assert DICT["EAP-Message"].concat
     assert DICT["Tunnel-Password"].has_tag and DICT["Tunnel-Password"].encrypt == 2
+
+
+def test_ascend_encrypt3_refused_on_read_too() -> None:
+    """An encrypt=3 (Ascend) attribute is refused with MalformedPacket when revealed."""
+    from dataclasses import replace
+
+    from aaa.radius.packet import reveal_value
+
+    ascend = replace(DICT["User-Password"], encrypt=3)
+    with pytest.raises(MalformedPacket, match="encrypt=3"):
+        reveal_value(ascend, bytes(16), b"s", AUTH)
+
+
+def test_repeated_attributes_and_access_by_key_or_definition() -> None:
+    """get returns the first occurrence, get_all every one in order; names, wire keys
+    and AttributeDef objects address the same attribute."""
+    blob = encode_attributes(DICT, [("Reply-Message", "a"), ("Class", b"c"), ("Reply-Message", "b")])
+    decoded = decode(packet(blob, code=2), DICT)
+    definition = DICT["Reply-Message"]
+    assert decoded.get("Reply-Message") == decoded.get(18) == decoded.get(definition) == "a"
+    assert decoded.get_all(definition) == ["a", "b"]
+    assert decoded["Class"] == b"c"
+    assert "Class" in decoded and "State" not in decoded
+    assert decoded.get("State", b"none") == b"none"
+    with pytest.raises(KeyError):
+        decoded.get("No-Such-Attribute")
