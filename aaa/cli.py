@@ -7,6 +7,7 @@ import sys
 import click
 
 from aaa.cliutil import FORMATS, AppState, default_operator, run_cli
+from aaa.daemon import commands as daemon_commands
 from aaa.db.cli import db_group
 from management.commands import register
 
@@ -29,8 +30,14 @@ def root(ctx: click.Context, config_path: str | None, output_format: str, operat
 
 
 root.add_command(db_group)
+for command in daemon_commands.COMMANDS:
+    root.add_command(command)
 register(root)
 
 
 def main() -> None:
     sys.exit(run_cli(root))
+
+
+if __name__ == "__main__":
+    main()

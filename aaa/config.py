@@ -42,11 +42,29 @@ class RadiusConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    partial_reduction: str = "relative"  # relative (percent off the plan) | absolute (kbit/s)
+    partial_reduction_value: int = 50
+    debt_download_kbps: int = 256
+    debt_upload_kbps: int = 256
+    other_download_attribute: str = ""
+    other_upload_attribute: str = ""
+    other_rate_unit: str = "bps"  # bps | kbps
+
+
+_CHOICES = {
+    "policy.partial_reduction": ("relative", "absolute"),
+    "policy.other_rate_unit": ("bps", "kbps"),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: str = "data"
     timezone: str = "America/Sao_Paulo"
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     radius: RadiusConfig = field(default_factory=RadiusConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     source: str = "<defaults>"
 
     @property
@@ -108,6 +126,13 @@ def _validate(config: Config) -> Config:
         port = getattr(config.radius, key)
         if not 0 <= port <= 65535:
             raise ConfigError(f"radius.{key}: not a port number: {port}")
+    for key, allowed in _CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{key}: must be one of {', '.join(allowed)}, got {value!r}")
+    if config.policy.partial_reduction == "relative" and config.policy.partial_reduction_value > 100:
+        raise ConfigError("policy.partial_reduction_value: a relative reduction is at most 100 (%)")
     url = config.database_url
     if not (url.startswith("sqlite") or url.startswith("postgresql")):
         raise ConfigError(f"database.url: only sqlite:// and postgresql:// URLs are supported: {url}")

@@ -452,3 +452,18 @@ def pending_tasks(session: Session, login: str | None = None) -> list[ScheduledT
     if login:
         query = query.where(ScheduledTask.service_id == find_service(session, login).id)
     return list(session.scalars(query))
+
+
+def learn_mac(ctx: Context, service_id: int, mac: str) -> bool:
+    """Store the first MAC seen for a service in `learn` mode (called by the daemon's writer).
+
+    Does nothing when a MAC was registered meanwhile or the binding changed.
+    """
+    ctx.require("services.edit")
+    service = ctx.session.get(Service, service_id)
+    if service is None or service.mac is not None or service.mac_binding != MacBinding.LEARN.value:
+        return False
+    before = audit.snapshot(service, FIELDS)
+    service.mac = normalize_mac(mac)
+    _touch(ctx, service, before, "learn_mac", note="first MAC seen by the RADIUS server")
+    return True

@@ -6,6 +6,7 @@ import ipaddress
 import re
 
 from aaa.db.enums import PersonType
+from aaa.policy.mac import canonical_mac
 from management.errors import RuleViolation
 
 _CPF_LEN = 11
@@ -60,20 +61,12 @@ def normalize_document(raw: str) -> tuple[str, PersonType]:
     )
 
 
-_MAC_FORMS = (
-    re.compile(r"[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}"),  # aa:bb:.. / aa-bb-..
-    re.compile(r"[0-9a-f]{4}([.-])[0-9a-f]{4}\1[0-9a-f]{4}"),  # aabb.ccdd.eeff / aabb-ccdd-eeff
-    re.compile(r"[0-9a-f]{12}"),
-)
-
-
 def normalize_mac(raw: str) -> str:
     """Any common MAC spelling → `AA:BB:CC:DD:EE:FF` (MikroTik's Calling-Station-Id form)."""
-    candidate = raw.strip().lower()
-    if not any(form.fullmatch(candidate) for form in _MAC_FORMS):
+    mac = canonical_mac(raw)
+    if mac is None:
         raise RuleViolation("service.mac_invalid", f"invalid MAC address: {raw}")
-    digits = re.sub(r"[:.-]", "", candidate).upper()
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+    return mac
 
 
 def parse_ipv4(raw: str) -> ipaddress.IPv4Address:

@@ -16,8 +16,9 @@ def test_example_file_documents_every_default() -> None:
     loaded = load_config(EXAMPLE, env={})
     defaults = parse_config("", env={})
     assert loaded.database == defaults.database and loaded.radius == defaults.radius
+    assert loaded.policy == defaults.policy
     assert (loaded.data_dir, loaded.timezone) == (defaults.data_dir, defaults.timezone)
-    for section in ("database", "radius"):
+    for section in ("database", "radius", "policy"):
         for key in getattr(Config(), section).__dataclass_fields__:
             assert f"\n{key} =" in EXAMPLE.read_text(), f"{section}.{key} is not documented"
 
@@ -53,6 +54,8 @@ def test_aaa_config_variable_locates_the_file(tmp_path: Path) -> None:
     ('timezone = "Mars/Olympus"', "timezone"),
     ('[database]\nurl = "mysql://x"', "database.url"),
     ("radius = 3", "radius"),
+    ('[policy]\npartial_reduction = "half"', "policy.partial_reduction"),
+    ("[policy]\npartial_reduction_value = 150", "policy.partial_reduction_value"),
     ("[radius\n", "not valid TOML"),
 ])
 def test_bad_values_name_the_key(text: str, key: str) -> None:

@@ -260,5 +260,5 @@ class AuthLogEntry(Base):
     download_kbps: Mapped[int | None] = mapped_column(Integer)
     upload_kbps: Mapped[int | None] = mapped_column(Integer)
 
-__all__ = ["AuthLogEntry", "Base", "ChangeFeedEntry", "Customer", "HistoryEntry", "Nas", "Operator", "OperatorPermission",
-           "Plan", "Pop", "ScheduledTask", "Service", "Subnet", "SubnetFolder", "Variable"]
+__all__ = ["AuthLogEntry", "Base", "ChangeFeedEntry", "Customer", "HistoryEntry", "Nas", "Operator",
+           "OperatorPermission", "Plan", "Pop", "ScheduledTask", "Service", "Subnet", "SubnetFolder", "Variable"]

@@ -46,7 +46,7 @@ def _nas(session: Session) -> list[NasFacts]:
 
 
 def _variables(session: Session) -> dict[str, str]:
-    return dict(session.execute(select(Variable.key, Variable.value)).tuples())
+    return {key: value for key, value in session.execute(select(Variable.key, Variable.value))}
 
 
 def current_seq(session: Session) -> int:

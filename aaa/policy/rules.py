@@ -31,7 +31,7 @@ class PolicySettings:
     partial_reduction_value: int = 50
     debt_download_kbps: int = 256  # the trickle a subscriber in the blocked pool gets
     debt_upload_kbps: int = 256
-    other_rates: OtherVendorRates = OtherVendorRates()
+    other_rates: OtherVendorRates = field(default_factory=OtherVendorRates)
 
 
 @dataclass(frozen=True, slots=True)

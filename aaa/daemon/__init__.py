@@ -1,0 +1,1 @@
+"""The RADIUS daemon's parts: request pipeline, view refresher, auth-log writer, metrics."""

@@ -1,0 +1,230 @@
+"""The Access-Request pipeline, sans-IO: datagram and source in, reply octets (or None) out.
+
+Fixed stages, as in FreeRADIUS: client check → decode → Message-Authenticator →
+duplicate check → authorize (find the login) → authenticate (PAP/CHAP/MS-CHAP) →
+decide (the pure policy) → encode. Nothing here waits on the database: the view is an
+in-memory snapshot, and what must be written (auth log rows, learned MACs) is handed to
+a bounded sink that a writer thread drains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aaa.daemon.metrics import Metrics
+from aaa.policy.mac import canonical_mac
+from aaa.policy.rules import Decision, PolicySettings, RequestFacts, decide
+from aaa.policy.view import NasFacts, ServiceFacts, SubscriberView
+from aaa.radius import (
+    DuplicateCache,
+    MalformedPacket,
+    Packet,
+    PacketCode,
+    build_reply,
+    check_chap,
+    check_mschap1,
+    check_mschap2,
+    check_pap,
+    decode,
+    encode_attributes,
+    nt_password_hash,
+    request_key,
+    strip_domain,
+    verify_message_authenticator,
+)
+from aaa.radius.dictionary import Dictionary
+
+AuthSink = Callable[[dict[str, object]], None]
+
+_ACCESS_REQUEST = PacketCode.ACCESS_REQUEST
+_STATUS_SERVER = PacketCode.STATUS_SERVER
+_ACCEPT = PacketCode.ACCESS_ACCEPT
+_REJECT = PacketCode.ACCESS_REJECT
+_USER_NAME = 1
+_CHAP_PASSWORD = 3
+_NAS_PORT_ID = 87
+_CALLING_STATION_ID = 31
+_CHAP_CHALLENGE = 60
+_MS = 311
+_MS_CHAP_RESPONSE = (_MS, 1)
+_MS_CHAP_CHALLENGE = (_MS, 11)
+_MS_CHAP2_RESPONSE = (_MS, 25)
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSettings:
+    strip_realm: bool = False
+    policy: PolicySettings = field(default_factory=PolicySettings)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the authenticate stage concluded, plus MS-CHAPv2 extras for the Accept."""
+
+    ok: bool
+    method: str
+    mschap2_success: bytes | None = None
+    mppe_send: bytes | None = None
+    mppe_recv: bytes | None = None
+
+
+class AuthHandler:
+    """Answers Access-Request and Status-Server datagrams from the current view."""
+
+    def __init__(self, dictionary: Dictionary, view: SubscriberView, settings: HandlerSettings,
+                 metrics: Metrics, sink: AuthSink, dedup: DuplicateCache | None = None) -> None:
+        self.dictionary = dictionary
+        self.view = view
+        self.settings = settings
+        self.metrics = metrics
+        self.sink = sink
+        self.dedup = dedup or DuplicateCache(window=5.0, max_entries=65536)
+        # Reply attribute blobs by the decision's attribute tuple: most subscribers share
+        # a handful of plan/pool combinations, so encoding is done once per combination.
+        self._encoded: dict[tuple[tuple[str, str | int], ...], bytes] = {}
+
+    def swap_view(self, view: SubscriberView) -> None:
+        self.view = view
+
+    def reconfigure(self, settings: HandlerSettings, dictionary: Dictionary) -> None:
+        self.settings = settings
+        self.dictionary = dictionary
+        self._encoded.clear()
+
+    # --- the pipeline -------------------------------------------------------------------
+
+    def handle(self, data: bytes, host: str, port: int, now: float) -> bytes | None:
+        """The reply to send back to (host, port), or None to stay silent."""
+        nas = self.view.nas_by_ip.get(host)
+        if nas is None or not nas.enabled:
+            self.metrics.drop("unknown_client", host)
+            return None
+        try:
+            packet = decode(data, self.dictionary)
+        except MalformedPacket:
+            self.metrics.drop("malformed", nas.name)
+            return None
+        code = packet.code
+        if code != _ACCESS_REQUEST and code != _STATUS_SERVER:
+            self.metrics.drop("unexpected_code", nas.name)
+            return None
+        if packet.has_message_authenticator:
+            if not verify_message_authenticator(packet, nas.secret):
+                self.metrics.drop("bad_authenticator", nas.name)
+                return None
+        elif nas.require_message_authenticator or code == _STATUS_SERVER:
+            self.metrics.drop("missing_message_authenticator", nas.name)
+            return None
+        key = request_key(host, port, packet)
+        cached = self.dedup.get(key, now)
+        if isinstance(cached, bytes):
+            self.metrics.duplicate(nas.name)
+            return cached
+        if code == _STATUS_SERVER:
+            reply = build_reply(packet, _ACCEPT, nas.secret)
+            self.metrics.request(nas.name, "status_server", "accept")
+            return reply
+        try:
+            reply = self._access(packet, nas, now)
+        except MalformedPacket:
+            self.metrics.drop("malformed", nas.name)
+            return None
+        if reply is not None:
+            self.dedup.store(key, reply, now)
+        return reply
+
+    def _access(self, packet: Packet, nas: NasFacts, now: float) -> bytes | None:
+        raw_name = packet.get_raw(_USER_NAME)
+        if not raw_name:
+            self.metrics.drop("no_user_name", nas.name)
+            return None
+        login = raw_name.decode("utf-8", "replace")
+        if self.settings.strip_realm and "@" in login:
+            login = login.split("@", 1)[0]
+        view = self.view
+        service = view.services_by_login.get(login)
+        credentials = self._authenticate(packet, nas, service, raw_name)
+        if credentials is None:
+            self.metrics.drop("bad_authenticator", nas.name)  # undecodable hidden password
+            return None
+        calling = packet.get_raw(_CALLING_STATION_ID)
+        mac_text = calling.decode("ascii", "replace") if calling else None
+        port_raw = packet.get_raw(_NAS_PORT_ID)
+        port_id = port_raw.decode("utf-8", "replace") if port_raw is not None else None
+        wall = datetime.fromtimestamp(now, UTC)
+        facts = RequestFacts(
+            login=login, nas=nas, authenticated=credentials.ok,
+            mac=(canonical_mac(mac_text) or mac_text) if mac_text else None, port_id=port_id)
+        decision = decide(facts, view, wall, self.settings.policy)
+        reply = self._encode(packet, nas, decision, credentials)
+        self.metrics.request(nas.name, credentials.method, decision.verdict.value)
+        self._log(wall, login, nas, decision, mac_text, port_id)
+        return reply
+
+    def _authenticate(self, packet: Packet, nas: NasFacts, service: ServiceFacts | None,
+                      raw_name: bytes) -> Credentials | None:
+        """Check the password by whichever method the request carries; None if undecodable."""
+        expected = service.password.encode() if service else None
+        for key, raw in packet.attributes:
+            if key == 2:  # User-Password
+                try:
+                    given = packet.user_password(nas.secret)
+                except MalformedPacket:
+                    return None
+                ok = expected is not None and given is not None and check_pap(given, expected)
+                return Credentials(ok, "pap")
+            if key == _CHAP_PASSWORD:
+                challenge = packet.get_raw(_CHAP_CHALLENGE) or packet.authenticator
+                ok = expected is not None and len(raw) == 17 and check_chap(raw, challenge, expected)
+                return Credentials(ok, "chap")
+            if key == _MS_CHAP2_RESPONSE:
+                return self._mschap2(packet, nas, service, raw, raw_name)
+            if key == _MS_CHAP_RESPONSE:
+                challenge = packet.get_raw(_MS_CHAP_CHALLENGE)
+                ok = (expected is not None and service is not None and challenge is not None
+                      and check_mschap1(challenge, raw, nt_password_hash(service.password)))
+                return Credentials(bool(ok), "mschap")
+        return Credentials(False, "none")
+
+    def _mschap2(self, packet: Packet, nas: NasFacts, service: ServiceFacts | None, response: bytes,
+                 raw_name: bytes) -> Credentials:
+        challenge = packet.get_raw(_MS_CHAP_CHALLENGE)
+        if service is None or challenge is None:
+            return Credentials(False, "mschapv2")
+        result = check_mschap2(challenge, response, strip_domain(raw_name),
+                               nt_password_hash(service.password))
+        if result is None:
+            return Credentials(False, "mschapv2")
+        return Credentials(True, "mschapv2", result.success, result.send_key, result.recv_key)
+
+    def _encode(self, packet: Packet, nas: NasFacts, decision: Decision,
+                credentials: Credentials) -> bytes:
+        attributes = self._encoded.get(decision.reply)
+        if attributes is None:
+            attributes = encode_attributes(self.dictionary, decision.reply)
+            if len(self._encoded) > 100_000:  # bounded: free-text Reply-Messages vary
+                self._encoded.clear()
+            self._encoded[decision.reply] = attributes
+        if decision.accepted and credentials.mschap2_success is not None:
+            # The MPPE keys are salt-encrypted against this request's authenticator (RFC 2548).
+            attributes += encode_attributes(self.dictionary, [
+                ("MS-CHAP2-Success", credentials.mschap2_success),
+                ("MS-MPPE-Send-Key", credentials.mppe_send),
+                ("MS-MPPE-Recv-Key", credentials.mppe_recv),
+                ("MS-MPPE-Encryption-Policy", 1), ("MS-MPPE-Encryption-Types", 6),
+            ], secret=nas.secret, authenticator=packet.authenticator)
+        return build_reply(packet, _ACCEPT if decision.accepted else _REJECT, nas.secret, attributes)
+
+    def _log(self, wall: datetime, login: str, nas: NasFacts, decision: Decision,
+             mac: str | None, port_id: str | None) -> None:
+        self.sink({
+            "at": wall, "login": login, "service_id": decision.service_id, "nas_id": nas.id,
+            "nas_ip": nas.ip, "result": decision.verdict.value, "reason": "; ".join(decision.reasons),
+            "mac": mac, "mac_differs": decision.mac_differs, "interface": port_id,
+            "interface_differs": decision.interface_differs, "ip": decision.ip,
+            "pool": decision.pool, "download_kbps": decision.download_kbps,
+            "upload_kbps": decision.upload_kbps, "learn_mac": decision.learn_mac,
+        })
+

@@ -1,0 +1,106 @@
+"""Keeps the handler's view fresh from the change feed, in a thread of its own.
+
+On PostgreSQL a LISTEN connection wakes it as soon as a change commits; everywhere it
+also polls every `interval` seconds (the only mechanism on SQLite). A refresh that fails
+(database away) keeps the old view — authentication goes on answering from memory — and
+is retried on the next tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from aaa.daemon.metrics import Metrics
+from aaa.db.views import refresh_view
+from aaa.log import log_event
+from aaa.policy.view import SubscriberView
+from management.audit import NOTIFY_CHANNEL
+
+
+class ViewRefresher:
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session],
+                 current: Callable[[], SubscriberView], publish: Callable[[SubscriberView], None],
+                 metrics: Metrics, interval: float = 1.0) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self._current = current
+        self._publish = publish  # hands the new view to the reactor thread
+        self._metrics = metrics
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="view-refresher", daemon=True)
+        self._listener: Any = None
+        self._last_ok = time.monotonic()
+        metrics.view_age.set_function(lambda: time.monotonic() - self._last_ok)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+        self._close_listener()
+
+    def refresh_once(self) -> bool:
+        """Apply pending changes now; True when the view changed."""
+        view = self._current()
+        with self._sessions() as session, session.begin():
+            fresh = refresh_view(session, view)
+        self._last_ok = time.monotonic()
+        if fresh is view:
+            return False
+        self._metrics.view_services.set(len(fresh.services_by_id))
+        self._metrics.view_seq.set(fresh.seq)
+        self._publish(fresh)
+        return True
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.refresh_once()
+            except Exception as exc:
+                self._metrics.view_errors.inc()
+                log_event("view_refresh_failed", error=type(exc).__name__)
+                self._close_listener()
+            self._wait()
+
+    def _wait(self) -> None:
+        """Sleep until the interval passes or a NOTIFY arrives (PostgreSQL)."""
+        if self._engine.dialect.name != "postgresql":
+            self._stopping.wait(self._interval)
+            return
+        try:
+            listener = self._listen()
+            ready, _, _ = select.select([listener], [], [], self._interval)
+            if ready:
+                listener.poll()
+                listener.notifies.clear()
+        except Exception as exc:
+            log_event("view_listen_failed", error=type(exc).__name__)
+            self._close_listener()
+            self._stopping.wait(self._interval)
+
+    def _listen(self) -> Any:
+        if self._listener is None:
+            raw = self._engine.raw_connection()
+            connection = raw.driver_connection
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self._listener = connection
+            self._raw = raw
+        return self._listener
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                self._raw.invalidate()
+            self._listener = None

@@ -1,0 +1,49 @@
+"""The one thin Twisted transport: a datagram in, handed to a handler, its reply out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.internet.protocol import DatagramProtocol
+
+from aaa.log import log_event
+
+Handle = Callable[[bytes, str, int, float], bytes | None]
+
+
+class Clock(Protocol):
+    """The reactor, or `twisted.internet.task.Clock` in tests."""
+
+    def seconds(self) -> float: ...
+
+
+class RadiusProtocol(DatagramProtocol):
+    """Decoding, policy and encoding all live in `handle`; this only moves bytes.
+
+    `handle(data, host, port, now)` returns the reply or None for silence. A handler bug
+    is logged and counted through `on_error`, and the server keeps serving.
+    """
+
+    def __init__(self, handle: Handle, clock: Clock,
+                 observe: Callable[[float], None] | None = None,
+                 on_error: Callable[[], None] | None = None) -> None:
+        self.handle = handle
+        self.clock = clock
+        self.observe = observe
+        self.on_error = on_error
+
+    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
+        host, port = addr[0], addr[1]
+        now = self.clock.seconds()
+        try:
+            reply = self.handle(data, host, port, now)
+        except Exception as exc:
+            log_event("handler_error", error=type(exc).__name__, detail=str(exc)[:200])
+            if self.on_error is not None:
+                self.on_error()
+            return
+        if reply is not None and self.transport is not None:
+            self.transport.write(reply, addr)
+        if self.observe is not None:
+            self.observe(self.clock.seconds() - now)

@@ -1,0 +1,186 @@
+"""The daemon's composition root: builds every part from the configuration, wires them to
+the reactor, and owns start, reload (SIGHUP) and graceful stop (SIGTERM).
+
+This is the one place that reads the real clock and receives the real reactor.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import generate_latest
+from twisted.internet.interfaces import IListeningPort
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from aaa.config import Config, load_config
+from aaa.daemon.authlog import AuthLogWriter
+from aaa.daemon.handler import AuthHandler, HandlerSettings
+from aaa.daemon.metrics import Metrics
+from aaa.daemon.refresher import ViewRefresher
+from aaa.db.engine import make_engine, session_factory
+from aaa.db.views import load_view
+from aaa.log import log_event
+from aaa.policy.rules import PolicySettings
+from aaa.policy.vendors import OtherVendorRates
+from aaa.radius import DuplicateCache, load_dictionary
+from aaa.radius.dictionary import Dictionary
+from aaa.radius.transport import RadiusProtocol
+
+WORKER_ENV = "AAA_WORKER_INDEX"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    bind: str
+    auth_port: int
+    acct_port: int
+    metrics_port: int
+    workers: int = 1
+    worker_index: int = 0
+
+
+def handler_settings(config: Config) -> HandlerSettings:
+    p = config.policy
+    return HandlerSettings(
+        strip_realm=config.radius.strip_realm,
+        policy=PolicySettings(
+            acct_interim_interval=config.radius.acct_interim_interval,
+            session_timeout=config.radius.session_timeout,
+            partial_reduction_type=p.partial_reduction,
+            partial_reduction_value=p.partial_reduction_value,
+            debt_download_kbps=p.debt_download_kbps, debt_upload_kbps=p.debt_upload_kbps,
+            other_rates=OtherVendorRates(p.other_download_attribute, p.other_upload_attribute,
+                                         p.other_rate_unit),
+        ),
+    )
+
+
+def dictionary_for(config: Config) -> Dictionary:
+    return load_dictionary(*config.radius.extra_dictionaries)
+
+
+class MetricsPage(Resource):
+    isLeaf = True
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self.metrics = metrics
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
+        return generate_latest(self.metrics.registry)
+
+
+def udp_socket(bind: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.bind((bind, port))
+    sock.setblocking(False)
+    return sock
+
+
+class RadiusDaemon:
+    def __init__(self, config: Config, config_path: str | None, reactor: Any,
+                 options: ServeOptions) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.reactor = reactor
+        self.options = options
+        self.metrics = Metrics()
+        self.engine = make_engine(config.database_url, config.database.echo)
+        self.sessions = session_factory(self.engine)
+        self.ports: list[IListeningPort] = []
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.reactor.seconds(), UTC)
+
+    def start(self) -> None:
+        with self.sessions() as session, session.begin():
+            view = load_view(session)
+        self.metrics.view_services.set(len(view.services_by_id))
+        self.metrics.view_seq.set(view.seq)
+        self.writer = AuthLogWriter(self.sessions, self.metrics, self.now)
+        self.handler = AuthHandler(dictionary_for(self.config), view, handler_settings(self.config),
+                                   self.metrics, self.writer.submit,
+                                   DuplicateCache(window=5.0, max_entries=65536))
+        self.refresher = ViewRefresher(
+            self.engine, self.sessions, lambda: self.handler.view,
+            lambda fresh: self.reactor.callFromThread(self.handler.swap_view, fresh), self.metrics)
+        self.writer.start()
+        self.refresher.start()
+        opts = self.options
+        latency = self.metrics.latency.labels("auth")
+        protocol = RadiusProtocol(self.handler.handle, self.reactor, latency.observe,
+                                  lambda: self.metrics.drop("internal_error", "any"))
+        sock = udp_socket(opts.bind, opts.auth_port, reuse_port=opts.workers > 1)
+        self.ports.append(self.reactor.adoptDatagramPort(sock.fileno(), sock.family, protocol))
+        auth_port = sock.getsockname()[1]
+        sock.close()  # the reactor holds its own duplicate of the descriptor
+        metrics_port = 0
+        if opts.metrics_port:
+            site = Site(MetricsPage(self.metrics))
+            listening = self.reactor.listenTCP(opts.metrics_port + opts.worker_index, site,
+                                               interface=opts.bind)
+            self.ports.append(listening)
+            metrics_port = listening.getHost().port
+        self.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
+        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        if opts.workers > 1 and opts.worker_index == 0:
+            self._spawn_workers()
+        log_event("start", worker=opts.worker_index, bind=opts.bind, auth_port=auth_port,
+                  metrics_port=metrics_port, services=len(view.services_by_id),
+                  nas=len(view.nas_by_ip), seq=view.seq, database=self.engine.dialect.name)
+
+    def _spawn_workers(self) -> None:
+        for index in range(1, self.options.workers):
+            env = {**os.environ, WORKER_ENV: str(index)}
+            self.children.append(subprocess.Popen([sys.executable, "-m", "aaa.cli", *sys.argv[1:]],
+                                                  env=env))
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the configuration and dictionaries; the view stays."""
+        try:
+            config = load_config(self.config_path)
+            settings = handler_settings(config)
+            dictionary = dictionary_for(config)
+        except Exception as exc:
+            log_event("reload_failed", error=str(exc)[:200])
+            return
+        self.config = config
+        self.handler.reconfigure(settings, dictionary)
+        log_event("reload", worker=self.options.worker_index, source=config.source)
+
+    def stop(self) -> None:
+        for port in self.ports:
+            port.stopListening()
+        for child in self.children:
+            child.terminate()
+        self.refresher.stop()
+        self.writer.stop()
+        for child in self.children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        self.engine.dispose()
+        log_event("stop", worker=self.options.worker_index)
+
+
+def serve(config: Config, config_path: str | None, options: ServeOptions) -> None:
+    from twisted.internet import reactor
+
+    daemon = RadiusDaemon(config, config_path, reactor, options)
+    daemon.start()
+    reactor.run()  # type: ignore[attr-defined]
