@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import generate_latest
-from twisted.internet.interfaces import IListeningPort
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -71,11 +70,11 @@ class MetricsPage(Resource):
     isLeaf = True
 
     def __init__(self, metrics: Metrics) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.metrics = metrics
 
     def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
+        request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")  # type: ignore[no-untyped-call]
         return generate_latest(self.metrics.registry)
 
 
@@ -100,7 +99,7 @@ class RadiusDaemon:
         self.metrics = Metrics()
         self.engine = make_engine(config.database_url, config.database.echo)
         self.sessions = session_factory(self.engine)
-        self.ports: list[IListeningPort] = []
+        self.ports: list[Any] = []  # twisted IListeningPort
         self.children: list[subprocess.Popen[bytes]] = []
 
     def now(self) -> datetime:
@@ -130,7 +129,7 @@ class RadiusDaemon:
         sock.close()  # the reactor holds its own duplicate of the descriptor
         metrics_port = 0
         if opts.metrics_port:
-            site = Site(MetricsPage(self.metrics))
+            site = Site(MetricsPage(self.metrics))  # type: ignore[no-untyped-call]
             listening = self.reactor.listenTCP(opts.metrics_port + opts.worker_index, site,
                                                interface=opts.bind)
             self.ports.append(listening)
@@ -183,4 +182,4 @@ def serve(config: Config, config_path: str | None, options: ServeOptions) -> Non
 
     daemon = RadiusDaemon(config, config_path, reactor, options)
     daemon.start()
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[misc]

@@ -91,7 +91,7 @@ class ViewRefresher:
     def _listen(self) -> Any:
         if self._listener is None:
             raw = self._engine.raw_connection()
-            connection = raw.driver_connection
+            connection: Any = raw.driver_connection
             connection.autocommit = True
             with connection.cursor() as cursor:
                 cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")

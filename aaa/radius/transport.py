@@ -44,6 +44,7 @@ class RadiusProtocol(DatagramProtocol):
                 self.on_error()
             return
         if reply is not None and self.transport is not None:
-            self.transport.write(reply, addr)
+            # zope-interface stubs confuse mypy about `self` in IUDPTransport.write
+            self.transport.write(reply, addr)  # type: ignore[misc,arg-type,call-arg]
         if self.observe is not None:
             self.observe(self.clock.seconds() - now)
