@@ -16,10 +16,10 @@ from management.context import Context
 NOTIFY_CHANNEL = "aaa_changes"
 # Serialises change-feed inserts on PostgreSQL so that `seq` values commit in order and a
 # reader that remembers the last seq it saw never skips a row committed late.
-_FEED_LOCK_KEY = 0x0AAA_FEED
+FEED_LOCK_KEY = 0x0AAA_FEED
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -28,7 +28,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def snapshot(obj: Any, names: Iterable[str]) -> dict[str, Any]:
-    return {name: _jsonable(getattr(obj, name)) for name in names}
+    return {name: jsonable(getattr(obj, name)) for name in names}
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
@@ -59,7 +59,7 @@ def record(
             customer_id=customer_id,
             action=action,
             changes=json.dumps(
-                {k: [_jsonable(x) for x in v] if isinstance(v, list) else _jsonable(v)
+                {k: [jsonable(x) for x in v] if isinstance(v, list) else jsonable(v)
                  for k, v in (changes or {}).items()},
                 sort_keys=True, ensure_ascii=False,
             ),
@@ -73,7 +73,7 @@ def publish(ctx: Context, object_type: str, object_id: object) -> None:
     session = ctx.session
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FEED_LOCK_KEY})
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
     session.add(ChangeFeedEntry(object_type=object_type, object_id=str(object_id), at=ctx.now))
     if postgres:
         session.flush()

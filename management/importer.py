@@ -36,7 +36,7 @@ from management.errors import RuleViolation
 from management.network import usable_hosts
 from management.plans import parse_money
 from management.services import FIELDS as SERVICE_FIELDS
-from management.services import _check_password, _mac_binding
+from management.services import check_password, check_mac_binding
 from management.validation import normalize_document, normalize_mac, parse_ipv4, parse_ipv6_prefix
 
 T = TypeVar("T")
@@ -357,7 +357,7 @@ def _check_row(line: int, cells: dict[str, str], known: _Known,
 
     login = get["login"]
     problems.check(lambda: _check_login_format(login))
-    problems.check(lambda: _check_password(cells["password"]))  # passwords are kept as typed
+    problems.check(lambda: check_password(cells["password"]))  # passwords are kept as typed
     status = problems.check(lambda: parse_status(get["status"]))
     live = status is not None and status != ServiceStatus.CANCELLED.value
     if live and login in known.live_logins:
@@ -370,7 +370,7 @@ def _check_row(line: int, cells: dict[str, str], known: _Known,
         problems.add("plan.not_found", f"plan {get['plan']} not found")
 
     mac = problems.check(lambda: normalize_mac(get["mac"])) if get.get("mac") else None
-    binding = problems.check(lambda: _mac_binding(get.get("mac_binding") or MacBinding.OFF.value))
+    binding = problems.check(lambda: check_mac_binding(get.get("mac_binding") or MacBinding.OFF.value))
     ipv4 = subnet_id = None
     if get.get("ip"):
         checked = problems.check(lambda: _fixed_ipv4(get["ip"], known))
@@ -467,7 +467,7 @@ def validate(session: Session, content: str) -> tuple[list[_Row], list[RowError]
 def _history(ctx: Context, object_type: str, object_id: int, customer_id: int,
              after: dict[str, Any], note: str) -> dict[str, Any]:
     """A history row as management.audit.record writes it, as a dict for a bulk insert."""
-    changes = audit.diff({}, {k: audit._jsonable(v) for k, v in after.items()})
+    changes = audit.diff({}, {k: audit.jsonable(v) for k, v in after.items()})
     return {
         "at": ctx.now, "operator_id": ctx.actor.operator_id,
         "operator_login": ctx.actor.login, "object_type": object_type,
@@ -536,7 +536,7 @@ def _publish_many(ctx: Context, service_ids: list[int]) -> None:
     session = ctx.session
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": audit._FEED_LOCK_KEY})
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": audit.FEED_LOCK_KEY})
     _insert(session, ChangeFeedEntry, [
         {"object_type": "service", "object_id": str(sid), "at": ctx.now} for sid in service_ids])
     if postgres:

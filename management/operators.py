@@ -95,7 +95,7 @@ def list_operators(session: Session) -> list[Operator]:
     return list(session.scalars(select(Operator).order_by(Operator.login)))
 
 
-def ensure_admin(ctx: Context, login: str = "admin") -> str | None:
+def ensure_admin(ctx: Context, login: str = "admin", password: str | None = None) -> str | None:
     """Create the initial administrator once; returns its password when one was generated.
 
     The password comes from AAA_ADMIN_PASSWORD when set, otherwise it is generated and
@@ -103,7 +103,7 @@ def ensure_admin(ctx: Context, login: str = "admin") -> str | None:
     """
     if ctx.session.scalar(select(Operator.id).where(Operator.login == login)):
         return None
-    given = os.environ.get("AAA_ADMIN_PASSWORD")
+    given = password or os.environ.get("AAA_ADMIN_PASSWORD")
     password = given or generate_password()
     ctx.session.add(Operator(login=login, name="Administrator", password_hash=hash_password(password),
                              active=True, is_admin=True, created_at=ctx.now))

@@ -23,7 +23,7 @@ FIELDS = ("customer_id", "plan_id", "login", "status", "mac", "mac_binding", "in
           "nas_id", "ipv4", "ipv6_prefix", "nav_download_kbps", "nav_upload_kbps", "nav_until",
           "associated_service_id", "simultaneous_use", "trust_unlock_until", "price_override",
           "note")
-LIVE = ServiceStatus.CANCELLED.value
+CANCELLED = ServiceStatus.CANCELLED.value  # `status != CANCELLED` selects live services
 
 # Which permission each target status needs.
 _STATUS_PERMISSION = {
@@ -46,7 +46,7 @@ def find_service(session: Session, login: str) -> Service:
     """The live service with this login, else the latest cancelled one."""
     service = session.scalar(
         select(Service).where(Service.login == login)
-        .order_by((Service.status == LIVE).asc(), Service.id.desc()).limit(1)
+        .order_by((Service.status == CANCELLED).asc(), Service.id.desc()).limit(1)
     )
     if service is None:
         raise NotFound("service", login)
@@ -71,14 +71,14 @@ def _check_login(session: Session, login: str, exclude_id: int | None = None) ->
     if not login or len(login) > 128 or any(c.isspace() or ord(c) < 32 for c in login):
         raise RuleViolation("service.login_invalid",
                             f"invalid login {login!r}: 1-128 characters, no spaces")
-    query = select(Service.id).where(Service.login == login, Service.status != LIVE)
+    query = select(Service.id).where(Service.login == login, Service.status != CANCELLED)
     if exclude_id is not None:
         query = query.where(Service.id != exclude_id)
     if session.scalar(query):
         raise RuleViolation("service.login_duplicate", f"login {login} is already in use")
 
 
-def _check_password(password: str) -> None:
+def check_password(password: str) -> None:
     if not password or len(password.encode()) > 128:
         raise RuleViolation("service.password_invalid", "password must be 1-128 bytes")
 
@@ -97,7 +97,7 @@ def _fixed_ipv4(session: Session, raw: str, subnet_cidr: str | None, exclude_id:
     if int(address) not in usable_hosts(network):  # type: ignore[arg-type]
         raise RuleViolation("service.ip_outside_subnet",
                             f"{address} is the network or broadcast address of {network}")
-    query = select(Service.login).where(Service.ipv4 == str(address), Service.status != LIVE)
+    query = select(Service.login).where(Service.ipv4 == str(address), Service.status != CANCELLED)
     if exclude_id is not None:
         query = query.where(Service.id != exclude_id)
     holder = session.scalar(query)
@@ -108,7 +108,7 @@ def _fixed_ipv4(session: Session, raw: str, subnet_cidr: str | None, exclude_id:
 
 def _ipv6_prefix(session: Session, raw: str, exclude_id: int | None) -> str:
     prefix = str(parse_ipv6_prefix(raw))
-    query = select(Service.login).where(Service.ipv6_prefix == prefix, Service.status != LIVE)
+    query = select(Service.login).where(Service.ipv6_prefix == prefix, Service.status != CANCELLED)
     if exclude_id is not None:
         query = query.where(Service.id != exclude_id)
     holder = session.scalar(query)
@@ -117,7 +117,7 @@ def _ipv6_prefix(session: Session, raw: str, exclude_id: int | None) -> str:
     return prefix
 
 
-def _mac_binding(value: str) -> str:
+def check_mac_binding(value: str) -> str:
     if value not in {m.value for m in MacBinding}:
         raise RuleViolation("service.mac_binding_invalid",
                             f"MAC binding must be off, learn or enforce: {value}")
@@ -150,7 +150,7 @@ def create_service(
         raise RuleViolation("customer.inactive", f"customer {owner.id} is inactive")
     plan_row = get_plan(session, plan)
     _check_login(session, login)
-    _check_password(password)
+    check_password(password)
     if status not in {s.value for s in ServiceStatus} or status in (
         ServiceStatus.CANCELLED, ServiceStatus.AWAITING_MIGRATION
     ):
@@ -163,7 +163,7 @@ def create_service(
     service = Service(
         customer_id=owner.id, customer=owner, plan_id=plan_row.id, plan=plan_row, login=login,
         password=password, status=status, mac=normalize_mac(mac) if mac else None,
-        mac_binding=_mac_binding(mac_binding), interface=interface or None,
+        mac_binding=check_mac_binding(mac_binding), interface=interface or None,
         nas_id=nas_id, ipv4=fixed_ipv4, subnet_id=subnet_id, ipv6_prefix=prefix,
         simultaneous_use=simultaneous_use,
         price_override=parse_money(price) if price is not None else None, note=note,
@@ -188,19 +188,19 @@ def edit_service(
     ctx.require("services.edit")
     session = ctx.session
     service = find_service(session, login)
-    if service.status == LIVE:
+    if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     before = audit.snapshot(service, FIELDS)
     if new_login is not None and new_login != service.login:
         _check_login(session, new_login, service.id)
         service.login = new_login
     if password is not None:
-        _check_password(password)
+        check_password(password)
         service.password = password
     if mac is not _UNSET:
         service.mac = normalize_mac(str(mac)) if mac else None
     if mac_binding is not None:
-        service.mac_binding = _mac_binding(mac_binding)
+        service.mac_binding = check_mac_binding(mac_binding)
     if interface is not _UNSET:
         service.interface = str(interface) if interface else None
     if nas is not _UNSET:
@@ -241,7 +241,7 @@ def change_status(ctx: Context, login: str, status: str, note: str | None = None
         raise RuleViolation("service.status_invalid", f"unknown status {status}") from None
     ctx.require(_STATUS_PERMISSION[target])
     service = find_service(ctx.session, login)
-    if service.status == LIVE:
+    if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled; it cannot change")
     if target == ServiceStatus.AWAITING_MIGRATION:
         raise RuleViolation("service.status_invalid", "use `migrate` to start a migration")
@@ -267,7 +267,7 @@ def suspend(ctx: Context, login: str, mode: str, note: str | None = None) -> Ser
 def set_plan(ctx: Context, login: str, plan: str, note: str | None = None) -> Service:
     ctx.require("services.edit")
     service = find_service(ctx.session, login)
-    if service.status == LIVE:
+    if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     target = get_plan(ctx.session, plan)
     if service.associated_service_id is not None and not target.allows_association:
@@ -284,7 +284,7 @@ def set_navigation(ctx: Context, login: str, download_kbps: int | None,
     """Custom navigation: a speed override, optionally until a moment; None/None clears it."""
     ctx.require("services.edit")
     service = find_service(ctx.session, login)
-    if service.status == LIVE:
+    if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     clearing = download_kbps is None and upload_kbps is None
     if not clearing:
@@ -312,7 +312,7 @@ def associate(ctx: Context, login: str, other_login: str | None) -> Service:
         return service
     other = find_service(ctx.session, other_login)
     for row in (service, other):
-        if row.status == LIVE:
+        if row.status == CANCELLED:
             raise RuleViolation("service.cancelled", f"service {row.login} is cancelled")
     if service.id == other.id:
         raise RuleViolation("service.association_self", "a service cannot be associated with itself")
@@ -344,7 +344,7 @@ def migrate(ctx: Context, login: str, plan: str, deferred: bool = False,
     ctx.require("services.migrate")
     session = ctx.session
     old = find_service(session, login)
-    if old.status == LIVE:
+    if old.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     if old.status == ServiceStatus.AWAITING_MIGRATION:
         raise RuleViolation("service.migration_pending", f"{login} is itself awaiting a migration")
@@ -389,7 +389,7 @@ def _complete_migration(ctx: Context, new: Service, note: str | None) -> Service
     _touch(ctx, new, new_before, "migrated_in", note=note or f"migrated from service {old.id}")
     # Services associated with the old one follow to the new one.
     for dependant in session.scalars(select(Service).where(Service.associated_service_id == old.id,
-                                                            Service.status != LIVE)):
+                                                            Service.status != CANCELLED)):
         before = audit.snapshot(dependant, FIELDS)
         dependant.associated_service_id = new.id
         _touch(ctx, dependant, before, "associate", note=f"follows migration of {new.login}")
@@ -400,7 +400,7 @@ def transfer(ctx: Context, login: str, customer: str | int, note: str | None = N
     """Change of ownership (troca de titularidade): history on both customers."""
     ctx.require("services.migrate")
     service = find_service(ctx.session, login)
-    if service.status == LIVE:
+    if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     target = get_customer(ctx.session, customer)
     if not target.active:
@@ -425,7 +425,7 @@ def schedule(ctx: Context, login: str, status: str, on: date, note: str | None =
     ctx.require("services.schedule")
     ctx.require(_STATUS_PERMISSION[target])
     service = find_service(ctx.session, login)
-    if service.status == LIVE:
+    if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     if target == ServiceStatus.AWAITING_MIGRATION:
         raise RuleViolation("service.status_invalid", "a migration cannot be scheduled this way")

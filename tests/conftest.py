@@ -71,8 +71,8 @@ def _prepare(url: str) -> None:
     try:
         migrate.upgrade(engine)
         with Session(engine) as session, session.begin():
-            os.environ["AAA_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-            ensure_admin(Context(session=session, actor=SYSTEM, now=NOW, zone=ZONE))
+            ensure_admin(Context(session=session, actor=SYSTEM, now=NOW, zone=ZONE),
+                         password=ADMIN_PASSWORD)
     finally:
         engine.dispose()
 
