@@ -52,6 +52,13 @@ class PolicyConfig:
     other_rate_unit: str = "bps"  # bps | kbps
 
 
+@dataclass(frozen=True, slots=True)
+class AccountingConfig:
+    journal_dir: str = ""  # empty: `journal` inside data_dir
+    journal_max_mb: int = 1024
+    stale_after_intervals: int = 3
+
+
 _CHOICES = {
     "policy.partial_reduction": ("relative", "absolute"),
     "policy.other_rate_unit": ("bps", "kbps"),
@@ -65,6 +72,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     radius: RadiusConfig = field(default_factory=RadiusConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    accounting: AccountingConfig = field(default_factory=AccountingConfig)
     source: str = "<defaults>"
 
     @property
@@ -72,6 +80,10 @@ class Config:
         if self.database.url:
             return self.database.url
         return f"sqlite:///{Path(self.data_dir) / 'aaa.sqlite3'}"
+
+    @property
+    def journal_dir(self) -> Path:
+        return Path(self.accounting.journal_dir or Path(self.data_dir) / "journal")
 
     @property
     def zone(self) -> ZoneInfo:

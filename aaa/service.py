@@ -19,11 +19,16 @@ from prometheus_client import generate_latest
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from aaa.accounting.committer import GroupCommitter
+from aaa.accounting.handler import AcctHandler
+from aaa.accounting.index import OpenSessionIndex
+from aaa.accounting.journal import Journal
 from aaa.config import Config, load_config
 from aaa.daemon.authlog import AuthLogWriter
 from aaa.daemon.handler import AuthHandler, HandlerSettings
 from aaa.daemon.metrics import Metrics
 from aaa.daemon.refresher import ViewRefresher
+from aaa.db.accounting import open_index_rows
 from aaa.db.engine import make_engine, session_factory
 from aaa.db.views import load_view
 from aaa.log import log_event
@@ -102,6 +107,9 @@ class RadiusDaemon:
         self.ports: list[Any] = []  # twisted IListeningPort
         self.children: list[subprocess.Popen[bytes]] = []
 
+    def _submit_acct(self, pending: Any) -> bool:
+        return self.committer.submit(pending)
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.reactor.seconds(), UTC)
 
@@ -110,16 +118,32 @@ class RadiusDaemon:
             view = load_view(session)
         self.metrics.view_services.set(len(view.services_by_id))
         self.metrics.view_seq.set(view.seq)
+        dictionary = dictionary_for(self.config)
+        self.index = OpenSessionIndex()
+        self.index.load(open_index_rows(self.engine))
+        opts = self.options
+        self.journal = Journal(self.config.journal_dir / f"accounting-{opts.worker_index}.jnl",
+                               self.config.accounting.journal_max_mb * 1024 * 1024)
+        for chunk in self.journal.chunks(5_000):  # acknowledged, not yet in the database
+            for event in chunk:
+                self.index.apply(event)
         self.writer = AuthLogWriter(self.sessions, self.metrics, self.now)
-        self.handler = AuthHandler(dictionary_for(self.config), view, handler_settings(self.config),
+        self.handler = AuthHandler(dictionary, view, handler_settings(self.config),
                                    self.metrics, self.writer.submit,
-                                   DuplicateCache(window=5.0, max_entries=65536))
+                                   DuplicateCache(window=5.0, max_entries=65536),
+                                   open_sessions=self.index.count)
+        self.acct = AcctHandler(dictionary, lambda: self.handler.view, self._submit_acct, self.index,
+                                self.metrics, strip_realm=self.config.radius.strip_realm)
+        self.committer = GroupCommitter(
+            self.sessions, self.journal, self.metrics,
+            lambda group, ok: self.reactor.callFromThread(self.acct.finish, group, ok,
+                                                          self.reactor.seconds()))
         self.refresher = ViewRefresher(
             self.engine, self.sessions, lambda: self.handler.view,
             lambda fresh: self.reactor.callFromThread(self.handler.swap_view, fresh), self.metrics)
         self.writer.start()
         self.refresher.start()
-        opts = self.options
+        self.committer.start()
         latency = self.metrics.latency.labels("auth")
         protocol = RadiusProtocol(self.handler.handle, self.reactor, latency.observe,
                                   lambda: self.metrics.drop("internal_error", "any"))
@@ -127,6 +151,15 @@ class RadiusDaemon:
         self.ports.append(self.reactor.adoptDatagramPort(sock.fileno(), sock.family, protocol))
         auth_port = sock.getsockname()[1]
         sock.close()  # the reactor holds its own duplicate of the descriptor
+        acct_protocol = RadiusProtocol(self.acct.handle, self.reactor,
+                                       self.metrics.latency.labels("acct").observe,
+                                       lambda: self.metrics.drop("internal_error", "any"))
+        sock = udp_socket(opts.bind, opts.acct_port, reuse_port=opts.workers > 1)
+        acct_port = self.reactor.adoptDatagramPort(sock.fileno(), sock.family, acct_protocol)
+        self.ports.append(acct_port)
+        self.acct.send = acct_port.write
+        acct_port_number = sock.getsockname()[1]
+        sock.close()
         metrics_port = 0
         if opts.metrics_port:
             site = Site(MetricsPage(self.metrics))  # type: ignore[no-untyped-call]
@@ -139,7 +172,9 @@ class RadiusDaemon:
         if opts.workers > 1 and opts.worker_index == 0:
             self._spawn_workers()
         log_event("start", worker=opts.worker_index, bind=opts.bind, auth_port=auth_port,
-                  metrics_port=metrics_port, services=len(view.services_by_id),
+                  acct_port=acct_port_number, metrics_port=metrics_port,
+                  open_sessions=len(self.index), journal_records=self.journal.records,
+                  services=len(view.services_by_id),
                   nas=len(view.nas_by_ip), seq=view.seq, database=self.engine.dialect.name)
 
     def _spawn_workers(self) -> None:
@@ -167,7 +202,9 @@ class RadiusDaemon:
         for child in self.children:
             child.terminate()
         self.refresher.stop()
+        self.committer.stop()
         self.writer.stop()
+        self.journal.close()
         for child in self.children:
             try:
                 child.wait(10)

@@ -16,9 +16,9 @@ def test_example_file_documents_every_default() -> None:
     loaded = load_config(EXAMPLE, env={})
     defaults = parse_config("", env={})
     assert loaded.database == defaults.database and loaded.radius == defaults.radius
-    assert loaded.policy == defaults.policy
+    assert loaded.policy == defaults.policy and loaded.accounting == defaults.accounting
     assert (loaded.data_dir, loaded.timezone) == (defaults.data_dir, defaults.timezone)
-    for section in ("database", "radius", "policy"):
+    for section in ("database", "radius", "policy", "accounting"):
         for key in getattr(Config(), section).__dataclass_fields__:
             assert f"\n{key} =" in EXAMPLE.read_text(), f"{section}.{key} is not documented"
 

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -260,5 +261,56 @@ class AuthLogEntry(Base):
     download_kbps: Mapped[int | None] = mapped_column(Integer)
     upload_kbps: Mapped[int | None] = mapped_column(Integer)
 
-__all__ = ["AuthLogEntry", "Base", "ChangeFeedEntry", "Customer", "HistoryEntry", "Nas", "Operator",
-           "OperatorPermission", "Plan", "Pop", "ScheduledTask", "Service", "Subnet", "SubnetFolder", "Variable"]
+
+
+class AcctSession(Base):
+    """One row per accounting session: the Extrato de Conexões."""
+
+    __tablename__ = "acct_sessions"
+    __table_args__ = (
+        Index("ix_acct_sessions_nas_session", "nas_id", "acct_session_id"),
+        Index("ix_acct_sessions_open_service", "service_id", "stopped_at"),
+        Index("ix_acct_sessions_open_nas", "nas_id", "stopped_at"),
+        Index("ix_acct_sessions_login_start", "login", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # md5 of User-Name, Acct-Session-Id, NAS address, NAS-Identifier, NAS-Port-Id, NAS-Port
+    # (FreeRADIUS's Acct-Unique-Session-Id); the idempotency key of every upsert.
+    unique_id: Mapped[str] = mapped_column(String(32), unique=True)
+    acct_session_id: Mapped[str] = mapped_column(String(253))
+    nas_id: Mapped[int | None] = mapped_column(Integer)
+    nas_ip: Mapped[str] = mapped_column(String(45))
+    login: Mapped[str] = mapped_column(String(253))
+    service_id: Mapped[int | None] = mapped_column(Integer)
+    nas_port_id: Mapped[str | None] = mapped_column(String(253))
+    mac: Mapped[str | None] = mapped_column(String(64))
+    framed_ip: Mapped[str | None] = mapped_column(String(45))
+    ipv6_prefix: Mapped[str | None] = mapped_column(String(64))
+    delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    session_time: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_octets: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_octets: Mapped[int] = mapped_column(BigInteger, default=0)
+    terminate_cause: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConnectionAlarm(Base):
+    """A service that connected more often than ALARME_QUANTIDADE_CONEXOES_LIMITE_PERIODO."""
+
+    __tablename__ = "connection_alarms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    login: Mapped[str] = mapped_column(String(128))
+    sessions: Mapped[int] = mapped_column(Integer)
+    period_days: Mapped[int] = mapped_column(Integer)
+    limit: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+__all__ = ["AcctSession", "AuthLogEntry", "Base", "ChangeFeedEntry", "ConnectionAlarm", "Customer",
+           "HistoryEntry", "Nas", "Operator", "OperatorPermission", "Plan", "Pop", "ScheduledTask",
+           "Service", "Subnet", "SubnetFolder", "Variable"]

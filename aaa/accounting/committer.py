@@ -1,0 +1,137 @@
+"""Group commit: events arriving within a few milliseconds are stored in one transaction.
+
+The committer thread owns the database writes and the journal. An event is reported
+done (and only then acknowledged to the NAS) once it is in the database or fsync'd in
+the journal. While the journal holds anything, new groups are journaled too, so that the
+replay applies everything in arrival order; the replay is retried every second.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from aaa.accounting.events import AcctEvent
+from aaa.accounting.journal import Journal
+from aaa.daemon.metrics import Metrics
+from aaa.db.accounting import apply_events
+from aaa.log import log_event
+
+_REPLAY_CHUNK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    event: AcctEvent
+    token: object  # the caller's: what it needs to answer once the event is durable
+
+
+Done = Callable[[list[Pending], bool], None]
+
+
+class GroupCommitter:
+    def __init__(self, sessions: sessionmaker[Session], journal: Journal, metrics: Metrics,
+                 done: Done, capacity: int = 50_000, max_group: int = 5_000,
+                 linger: float = 0.002, retry_interval: float = 1.0) -> None:
+        self._sessions = sessions
+        self.journal = journal
+        self._metrics = metrics
+        self._done = done
+        self._queue: queue.Queue[Pending] = queue.Queue(maxsize=capacity)
+        self._max_group = max_group
+        self._linger = linger
+        self._retry_interval = retry_interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="acct-committer", daemon=True)
+        self._last_replay = 0.0
+        self._journal_since: float | None = time.monotonic() if journal.records else None
+        metrics.acct_queue.set_function(self._queue.qsize)
+        metrics.acct_journal_records.set_function(lambda: self.journal.records)
+        metrics.acct_journal_age.set_function(
+            lambda: 0.0 if self._journal_since is None else time.monotonic() - self._journal_since)
+
+    def submit(self, pending: Pending) -> bool:
+        try:
+            self._queue.put_nowait(pending)
+        except queue.Full:
+            return False
+        return True
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Finish what is queued (to the database or the journal), then stop."""
+        self._stopping.set()
+        self._thread.join(timeout)
+
+    def _take(self) -> list[Pending]:
+        try:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        group = [first]
+        deadline = time.monotonic() + self._linger
+        while len(group) < self._max_group:
+            remaining = deadline - time.monotonic()
+            try:
+                group.append(self._queue.get(timeout=remaining) if remaining > 0
+                             else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return group
+
+    def _run(self) -> None:
+        while True:
+            group = self._take()
+            if group:
+                self._commit(group)
+            elif self._stopping.is_set():
+                return
+            if self.journal.records and time.monotonic() - self._last_replay >= self._retry_interval:
+                self.replay()
+
+    def _commit(self, group: list[Pending]) -> None:
+        events = [p.event for p in group]
+        self._metrics.acct_group_size.observe(len(group))
+        if not self.journal.records:
+            started = time.perf_counter()
+            try:
+                apply_events(self._sessions, events)
+            except Exception as exc:
+                log_event("accounting_database_unavailable", error=type(exc).__name__,
+                          detail=str(exc).splitlines()[0][:200] if str(exc) else "")
+            else:
+                self._metrics.acct_commit.observe(time.perf_counter() - started)
+                self._done(group, True)
+                return
+        if not self.journal.has_room(events):
+            self._metrics.drop("journal_full", "any")
+            self._done(group, False)  # no answer: the NAS will retry
+            return
+        self.journal.append(events)
+        if self._journal_since is None:
+            self._journal_since = time.monotonic()
+        self._done(group, True)
+
+    def replay(self) -> bool:
+        """Apply the journal to the database; True when it is empty afterwards."""
+        self._last_replay = time.monotonic()
+        applied = 0
+        try:
+            for chunk in self.journal.chunks(_REPLAY_CHUNK):
+                apply_events(self._sessions, chunk)
+                applied += len(chunk)
+        except Exception as exc:
+            log_event("accounting_replay_failed", error=type(exc).__name__, applied=applied)
+            return False
+        self.journal.clear()
+        self._journal_since = None
+        self._metrics.acct_replayed.inc(applied)
+        log_event("accounting_replayed", records=applied)
+        return True

@@ -1,0 +1,123 @@
+"""Accounting events: what one Accounting-Request says, as an immutable value.
+
+Pure: built from a decoded packet, the NAS it came from and the time it arrived. The
+same value is written to the database, to the journal (as JSON) and to the open-session
+index, so a replay applies exactly what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aaa.policy.mac import canonical_mac
+from aaa.policy.view import NasFacts
+from aaa.radius import MalformedPacket, Packet
+
+START, STOP, INTERIM, NAS_ON, NAS_OFF = "start", "stop", "interim", "nas_on", "nas_off"
+STATUS_TYPES = {1: START, 2: STOP, 3: INTERIM, 7: NAS_ON, 8: NAS_OFF}
+NAS_EVENTS = frozenset({NAS_ON, NAS_OFF})
+
+_USER_NAME, _NAS_IP, _NAS_PORT, _FRAMED_IP = 1, 4, 5, 8
+_CALLING, _NAS_IDENTIFIER = 31, 32
+_DELAY, _IN_OCTETS, _OUT_OCTETS, _SESSION_ID, _SESSION_TIME = 41, 42, 43, 44, 46
+_TERMINATE, _IN_GIGA, _OUT_GIGA, _NAS_PORT_ID, _STATUS = 49, 52, 53, 87, 40
+_FRAMED_IPV6_PREFIX, _DELEGATED_PREFIX = 97, 123
+
+
+@dataclass(frozen=True, slots=True)
+class AcctEvent:
+    kind: str
+    at: datetime  # when it happened: arrival minus Acct-Delay-Time
+    nas_id: int
+    nas_ip: str
+    unique_id: str = ""
+    acct_session_id: str = ""
+    login: str = ""
+    service_id: int | None = None
+    nas_port_id: str | None = None
+    mac: str | None = None
+    framed_ip: str | None = None
+    ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    session_time: int = 0
+    input_octets: int = 0
+    output_octets: int = 0
+    terminate_cause: str | None = None
+
+    @property
+    def started_at(self) -> datetime:
+        return self.at - timedelta(seconds=self.session_time) if self.kind != START else self.at
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["at"] = self.at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AcctEvent:
+        return cls(**{**data, "at": datetime.fromisoformat(data["at"])})
+
+
+def unique_session_id(user: bytes, session_id: bytes, nas_ip: str, identifier: bytes,
+                      port_id: bytes, port: str) -> str:
+    """FreeRADIUS 3's default Acct-Unique-Session-Id: md5 of the comma-joined fields."""
+    text = b",".join((user, session_id, nas_ip.encode(), identifier, port_id, port.encode()))
+    return hashlib.md5(text, usedforsecurity=False).hexdigest()
+
+
+def _text(packet: Packet, key: int) -> str | None:
+    raw = packet.get_raw(key)
+    return raw.decode("utf-8", "replace") if raw is not None else None
+
+
+def _int(packet: Packet, key: int) -> int:
+    raw = packet.get_raw(key)
+    if raw is None:
+        return 0
+    if len(raw) != 4:
+        raise MalformedPacket(f"attribute {key} must be 4 octets")
+    return int.from_bytes(raw, "big")
+
+
+def event_from_packet(packet: Packet, nas: NasFacts, source_ip: str, arrived: datetime,
+                      service_id: int | None, login: str) -> AcctEvent:
+    """The event an Accounting-Request describes; MalformedPacket when it describes none."""
+    status = STATUS_TYPES.get(_int(packet, _STATUS))
+    if status is None:
+        raise MalformedPacket("missing or unsupported Acct-Status-Type")
+    at = arrived - timedelta(seconds=_int(packet, _DELAY))
+    if status in NAS_EVENTS:
+        return AcctEvent(status, at, nas.id, nas.ip)
+    session_id = packet.get_raw(_SESSION_ID)
+    if not session_id:
+        raise MalformedPacket("Acct-Session-Id missing")
+    nas_ip_raw = packet.get_raw(_NAS_IP)
+    nas_ip = ".".join(str(b) for b in nas_ip_raw) if nas_ip_raw and len(nas_ip_raw) == 4 else source_ip
+    port_raw = packet.get_raw(_NAS_PORT)
+    unique = unique_session_id(
+        packet.get_raw(_USER_NAME) or b"", session_id, nas_ip, packet.get_raw(_NAS_IDENTIFIER) or b"",
+        packet.get_raw(_NAS_PORT_ID) or b"", str(int.from_bytes(port_raw, "big")) if port_raw else "")
+    framed = packet.get_raw(_FRAMED_IP)
+    calling = _text(packet, _CALLING)
+    terminate = packet.get(_TERMINATE) if status == STOP else None
+    cause_name = None
+    if isinstance(terminate, int):
+        cause_name = packet.dictionary.attribute(_TERMINATE).value_name(terminate) or str(terminate)
+    prefix = packet.get(_FRAMED_IPV6_PREFIX)
+    delegated = packet.get(_DELEGATED_PREFIX)
+    return AcctEvent(
+        kind=status, at=at, nas_id=nas.id, nas_ip=nas.ip, unique_id=unique,
+        acct_session_id=session_id.decode("utf-8", "replace"), login=login,
+        service_id=service_id, nas_port_id=_text(packet, _NAS_PORT_ID),
+        mac=(canonical_mac(calling) or calling) if calling else None,
+        framed_ip=".".join(str(b) for b in framed) if framed and len(framed) == 4 else None,
+        ipv6_prefix=str(prefix) if prefix is not None else None,
+        delegated_ipv6_prefix=str(delegated) if delegated is not None else None,
+        session_time=_int(packet, _SESSION_TIME),
+        input_octets=(_int(packet, _IN_GIGA) << 32) | _int(packet, _IN_OCTETS),
+        output_octets=(_int(packet, _OUT_GIGA) << 32) | _int(packet, _OUT_OCTETS),
+        terminate_cause=cause_name,
+    )

@@ -1,0 +1,81 @@
+"""The local accounting journal: where acknowledged records wait while the database is away.
+
+Append-only JSON lines, fsync'd per group before any of the group is acknowledged. A
+crash can leave a torn last line; it belongs to a group that was never acknowledged, so
+it is cut off when the journal is opened. Only the committer thread touches the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from aaa.accounting.events import AcctEvent
+
+
+class Journal:
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair()
+        self._file = open(path, "ab")  # noqa: SIM115 - held open for the daemon's life
+        with open(path, "rb") as existing:
+            self.records = sum(1 for _ in existing)
+
+    def _repair(self) -> None:
+        if not self.path.exists():
+            self.path.touch()
+            fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
+        data = self.path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        if cut != len(data):
+            with open(self.path, "r+b") as handle:
+                handle.truncate(cut)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    @property
+    def size(self) -> int:
+        return self._file.tell()
+
+    def has_room(self, events: Sequence[AcctEvent]) -> bool:
+        return self.size + 400 * len(events) <= self.max_bytes
+
+    def append(self, events: Sequence[AcctEvent]) -> None:
+        """Write and fsync; only then may the events be acknowledged."""
+        payload = b"".join(json.dumps(e.to_json(), separators=(",", ":")).encode() + b"\n" for e in events)
+        self._file.write(payload)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.records += len(events)
+
+    def chunks(self, size: int) -> Iterator[list[AcctEvent]]:
+        """The journal's events in order, `size` at a time (memory stays bounded)."""
+        chunk: list[AcctEvent] = []
+        with open(self.path, "rb") as handle:
+            for line in handle:
+                if line.strip():
+                    chunk.append(AcctEvent.from_json(json.loads(line)))
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    def clear(self) -> None:
+        self._file.truncate(0)
+        self._file.seek(0)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.records = 0
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,158 @@
+"""Accounting sessions in the database: idempotent upserts, NAS reboots, stale sessions.
+
+Applying the same events twice, or in another order, leaves the same rows: counters and
+times only move forward (max), the first known stop wins, descriptive fields keep their
+first known value. That is what makes journal replays and NAS retransmissions safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from aaa.accounting.events import NAS_EVENTS, STOP, AcctEvent
+from aaa.db.models import AcctSession
+
+NAS_REBOOT = "NAS-Reboot"
+STALE = "Stale"
+_CLOSE_CHUNK = 5_000
+_KEEP_FIRST = ("acct_session_id", "nas_id", "nas_ip", "login", "service_id", "nas_port_id", "mac",
+               "framed_ip", "ipv6_prefix", "delegated_ipv6_prefix")
+_MAXIMA = ("updated_at", "session_time", "input_octets", "output_octets")
+
+
+def _row(event: AcctEvent) -> dict[str, Any]:
+    return {
+        "unique_id": event.unique_id, "acct_session_id": event.acct_session_id,
+        "nas_id": event.nas_id, "nas_ip": event.nas_ip, "login": event.login,
+        "service_id": event.service_id, "nas_port_id": event.nas_port_id, "mac": event.mac,
+        "framed_ip": event.framed_ip, "ipv6_prefix": event.ipv6_prefix,
+        "delegated_ipv6_prefix": event.delegated_ipv6_prefix, "started_at": event.started_at,
+        "updated_at": event.at, "stopped_at": event.at if event.kind == STOP else None,
+        "session_time": event.session_time, "input_octets": event.input_octets,
+        "output_octets": event.output_octets, "terminate_cause": event.terminate_cause,
+    }
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The same rule as the SQL upsert, for events of one batch with the same key."""
+    merged = dict(old)
+    for name in _KEEP_FIRST:
+        if merged[name] is None:
+            merged[name] = new[name]
+    for name in _MAXIMA:
+        merged[name] = max(merged[name], new[name])
+    merged["started_at"] = min(merged["started_at"], new["started_at"])
+    if merged["stopped_at"] is None:
+        merged["stopped_at"] = new["stopped_at"]
+        merged["terminate_cause"] = merged["terminate_cause"] or new["terminate_cause"]
+    return merged
+
+
+def fold(events: Iterable[AcctEvent]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for event in events:
+        row = _row(event)
+        previous = rows.get(event.unique_id)
+        rows[event.unique_id] = row if previous is None else _merge(previous, row)
+    return list(rows.values())
+
+
+def upsert_sessions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    greatest: Any
+    least: Any
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(AcctSession)
+        greatest, least = func.greatest, func.least
+    else:
+        stmt = sqlite.insert(AcctSession)
+        greatest, least = func.max, func.min  # SQLite's two-argument scalar max/min
+    table, new = AcctSession.__table__.c, stmt.excluded
+    changes: dict[str, Any] = {name: func.coalesce(table[name], new[name]) for name in _KEEP_FIRST}
+    changes.update({name: greatest(table[name], new[name]) for name in _MAXIMA})
+    changes["started_at"] = least(table.started_at, new.started_at)
+    changes["stopped_at"] = func.coalesce(table.stopped_at, new.stopped_at)
+    changes["terminate_cause"] = func.coalesce(table.terminate_cause, new.terminate_cause)
+    session.execute(stmt.on_conflict_do_update(index_elements=["unique_id"], set_=changes), rows)
+
+
+def close_nas_sessions(sessions: sessionmaker[Session], nas_id: int, at: datetime,
+                       cause: str = NAS_REBOOT) -> int:
+    """Close a NAS's open sessions last heard of before `at`, in short transactions."""
+    closed = 0
+    while True:
+        with sessions() as session, session.begin():
+            ids = session.scalars(
+                select(AcctSession.id).where(AcctSession.nas_id == nas_id,
+                                             AcctSession.stopped_at.is_(None),
+                                             AcctSession.updated_at <= at)
+                .limit(_CLOSE_CHUNK)).all()
+            if not ids:
+                return closed
+            session.execute(update(AcctSession).where(AcctSession.id.in_(ids))
+                            .values(stopped_at=at, terminate_cause=cause))
+            closed += len(ids)
+
+
+def apply_events(sessions: sessionmaker[Session], events: Sequence[AcctEvent]) -> None:
+    """Store events in order: session events of a run in one transaction, NAS reboots chunked."""
+    run: list[AcctEvent] = []
+
+    def flush() -> None:
+        if run:
+            with sessions() as session, session.begin():
+                upsert_sessions(session, fold(run))
+            run.clear()
+
+    for event in events:
+        if event.kind in NAS_EVENTS:
+            flush()
+            close_nas_sessions(sessions, event.nas_id, event.at)
+        else:
+            run.append(event)
+    flush()
+
+
+def open_sessions(session: Session, nas_id: int | None = None) -> list[AcctSession]:
+    query = select(AcctSession).where(AcctSession.stopped_at.is_(None)).order_by(AcctSession.started_at)
+    if nas_id is not None:
+        query = query.where(AcctSession.nas_id == nas_id)
+    return list(session.scalars(query))
+
+
+def open_index_rows(engine: Engine) -> list[tuple[str, int | None, int | None]]:
+    with engine.connect() as connection:
+        return [(u, s, n) for u, s, n in connection.execute(
+            select(AcctSession.unique_id, AcctSession.service_id, AcctSession.nas_id)
+            .where(AcctSession.stopped_at.is_(None)))]
+
+
+def close_stale(session: Session, before: datetime, now: datetime) -> int:
+    """Close open sessions not updated since `before` (the NAS lost power, say)."""
+    result = session.execute(
+        update(AcctSession).where(AcctSession.stopped_at.is_(None), AcctSession.updated_at < before)
+        .values(stopped_at=now, terminate_cause=STALE))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def connections(session: Session, login: str | None = None, since: datetime | None = None,
+                until: datetime | None = None, nas_id: int | None = None,
+                limit: int = 1000) -> list[AcctSession]:
+    query = select(AcctSession).order_by(AcctSession.started_at.desc()).limit(limit)
+    if login:
+        query = query.where(AcctSession.login == login)
+    if since:
+        query = query.where((AcctSession.stopped_at.is_(None)) | (AcctSession.stopped_at >= since))
+    if until:
+        query = query.where(AcctSession.started_at < until)
+    if nas_id is not None:
+        query = query.where(AcctSession.nas_id == nas_id)
+    return list(session.scalars(query))
