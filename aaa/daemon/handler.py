@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aaa.daemon.metrics import Metrics
+from aaa.log import log_event
 from aaa.policy.mac import canonical_mac
 from aaa.policy.rules import Decision, PolicySettings, RequestFacts, decide
 from aaa.policy.view import NasFacts, ServiceFacts, SubscriberView
@@ -51,6 +52,7 @@ _MS = 311
 _MS_CHAP_RESPONSE = (_MS, 1)
 _MS_CHAP_CHALLENGE = (_MS, 11)
 _MS_CHAP2_RESPONSE = (_MS, 25)
+UNKNOWN_CLIENT_LOG_INTERVAL = 10.0  # seconds: at most one log line per interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +76,20 @@ class AuthHandler:
     """Answers Access-Request and Status-Server datagrams from the current view."""
 
     def __init__(self, dictionary: Dictionary, view: SubscriberView, settings: HandlerSettings,
-                 metrics: Metrics, sink: AuthSink, dedup: DuplicateCache | None = None) -> None:
+                 metrics: Metrics, sink: AuthSink, dedup: DuplicateCache | None = None,
+                 open_sessions: Callable[[int], int] | None = None) -> None:
         self.dictionary = dictionary
         self.view = view
         self.settings = settings
         self.metrics = metrics
         self.sink = sink
         self.dedup = dedup or DuplicateCache(window=5.0, max_entries=65536)
+        self.open_sessions = open_sessions  # the accounting index; None: not enforced
         # Reply attribute blobs by the decision's attribute tuple: most subscribers share
         # a handful of plan/pool combinations, so encoding is done once per combination.
         self._encoded: dict[tuple[tuple[str, str | int], ...], bytes] = {}
+        self._unknown_logged_at: float | None = None
+        self._unknown_suppressed = 0
 
     def swap_view(self, view: SubscriberView) -> None:
         self.view = view
@@ -100,6 +106,7 @@ class AuthHandler:
         nas = self.view.nas_by_ip.get(host)
         if nas is None or not nas.enabled:
             self.metrics.drop("unknown_client", host)
+            self._log_unknown(host, now)
             return None
         try:
             packet = decode(data, self.dictionary)
@@ -135,6 +142,16 @@ class AuthHandler:
             self.dedup.store(key, reply, now)
         return reply
 
+    def _log_unknown(self, host: str, now: float) -> None:
+        """Log an unknown source at a bounded rate; the rest are only counted."""
+        last = self._unknown_logged_at
+        if last is not None and now - last < UNKNOWN_CLIENT_LOG_INTERVAL:
+            self._unknown_suppressed += 1
+            return
+        log_event("unknown_client", source=host, suppressed=self._unknown_suppressed)
+        self._unknown_logged_at = now
+        self._unknown_suppressed = 0
+
     def _access(self, packet: Packet, nas: NasFacts, now: float) -> bytes | None:
         raw_name = packet.get_raw(_USER_NAME)
         if not raw_name:
@@ -156,7 +173,8 @@ class AuthHandler:
         wall = datetime.fromtimestamp(now, UTC)
         facts = RequestFacts(
             login=login, nas=nas, authenticated=credentials.ok,
-            mac=(canonical_mac(mac_text) or mac_text) if mac_text else None, port_id=port_id)
+            mac=(canonical_mac(mac_text) or mac_text) if mac_text else None, port_id=port_id,
+            open_sessions=self.open_sessions(service.id) if self.open_sessions and service else None)
         decision = decide(facts, view, wall, self.settings.policy)
         reply = self._encode(packet, nas, decision, credentials)
         self.metrics.request(nas.name, credentials.method, decision.verdict.value)

@@ -34,6 +34,20 @@ class Metrics:
         self.authlog_written = Counter("aaa_authlog_written", "Auth-log rows written", registry=r)
         self.authlog_write = Histogram("aaa_authlog_write_seconds", "Auth-log batch write time",
                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.acct_requests = Counter("aaa_acct_requests", "Accounting requests received for storage",
+                                     ["nas", "status"], registry=r)
+        self.acct_group_size = Histogram("aaa_acct_group_size", "Records per group commit",
+                                         buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+                                         registry=r)
+        self.acct_commit = Histogram("aaa_acct_commit_seconds", "Group commit time",
+                                     buckets=LATENCY_BUCKETS, registry=r)
+        self.acct_queue = Gauge("aaa_acct_queue_depth", "Accounting records waiting to commit",
+                                registry=r)
+        self.acct_journal_records = Gauge("aaa_acct_journal_records",
+                                          "Records in the local journal (database away)", registry=r)
+        self.acct_journal_age = Gauge("aaa_acct_journal_age_seconds",
+                                      "Age of the oldest journaled record", registry=r)
+        self.acct_replayed = Counter("aaa_acct_replayed", "Journal records replayed", registry=r)
         self._request_children: dict[tuple[str, str, str], Counter] = {}
         self._drop_children: dict[tuple[str, str], Counter] = {}
 
