@@ -16,6 +16,7 @@ PERMISSIONS: dict[str, str] = {
     "services.cancel": "cancel services",
     "services.migrate": "migrate services to another plan or customer",
     "services.schedule": "schedule status changes",
+    "sessions.manage": "close stale sessions and run connection alarms",
     "operators.manage": "create operators and grant permissions",
     "passwords.view": "see equipment passwords",
     "passwords.edit": "add, change and delete equipment passwords",
