@@ -1,0 +1,188 @@
+"""Accounting sessions in a real database: idempotent, order-proof upserts; NAS reboot;
+stale sessions; connection alarms; the journal and the group committer's outage path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aaa.accounting.committer import GroupCommitter, Pending
+from aaa.accounting.events import AcctEvent
+from aaa.accounting.index import OpenSessionIndex
+from aaa.accounting.journal import Journal
+from aaa.daemon.metrics import Metrics
+from aaa.db.accounting import apply_events
+from aaa.db.engine import make_engine, session_factory
+from aaa.db.models import AcctSession
+from management import connections, variables
+from management.context import Context, load_actor
+from management.errors import RuleViolation
+from tests.conftest import NOW, ZONE
+
+T0 = NOW - timedelta(hours=1)
+
+
+def ev(kind: str, minute: int, uid: str = "u1", nas_id: int = 1, **kw: Any) -> AcctEvent:
+    base: dict[str, Any] = {"unique_id": uid, "acct_session_id": f"sess-{uid}", "login": "ana",
+                            "service_id": 7, "session_time": minute * 60}
+    if kind in ("nas_on", "nas_off"):
+        base = {}
+    return AcctEvent(kind, T0 + timedelta(minutes=minute), nas_id, "10.0.0.1", **{**base, **kw})
+
+
+@pytest.fixture
+def engine(fresh_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(fresh_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+def rows(sessions: sessionmaker[Session]) -> dict[str, AcctSession]:
+    with sessions() as session:
+        return {r.unique_id: r for r in session.scalars(select(AcctSession))}
+
+
+def test_start_interim_stop_make_one_row(sessions: sessionmaker[Session]) -> None:
+    """Start, Interim and Stop of a session end in one row with the Stop's totals and cause."""
+    apply_events(sessions, [ev("start", 0, framed_ip="10.9.0.2", mac="AA:BB:CC:DD:EE:FF")])
+    apply_events(sessions, [ev("interim", 5, input_octets=100, output_octets=1000)])
+    apply_events(sessions, [ev("stop", 10, input_octets=(1 << 32) + 5, output_octets=2000,
+                               terminate_cause="User-Request")])
+    row = rows(sessions)["u1"]
+    assert (row.framed_ip, row.mac, row.session_time) == ("10.9.0.2", "AA:BB:CC:DD:EE:FF", 600)
+    assert (row.input_octets, row.output_octets, row.terminate_cause) == ((1 << 32) + 5, 2000,
+                                                                          "User-Request")
+    assert row.started_at == T0 and row.stopped_at == T0 + timedelta(minutes=10)
+
+
+def test_duplicates_and_reordering_never_double_count(sessions: sessionmaker[Session]) -> None:
+    """Replaying every event twice, in reverse order, gives the same row as in order."""
+    stream = [ev("start", 0), ev("interim", 5, input_octets=100), ev("interim", 9, input_octets=900),
+              ev("stop", 10, input_octets=1000, terminate_cause="Lost-Carrier")]
+    apply_events(sessions, list(reversed(stream)) + stream)  # one batch: folded in memory
+    apply_events(sessions, stream)  # and again through SQL
+    row = rows(sessions)["u1"]
+    assert (row.input_octets, row.session_time, row.terminate_cause) == (1000, 600, "Lost-Carrier")
+    assert row.stopped_at == T0 + timedelta(minutes=10) and row.started_at == T0
+    late_interim = ev("interim", 12, input_octets=50)
+    apply_events(sessions, [late_interim])
+    row = rows(sessions)["u1"]
+    assert row.stopped_at is not None and row.input_octets == 1000  # not reopened, not lowered
+
+
+def test_interim_without_start_creates_the_session(sessions: sessionmaker[Session]) -> None:
+    """An Interim whose Start was lost creates the session, started session-time before."""
+    apply_events(sessions, [ev("interim", 30, uid="u9")])
+    row = rows(sessions)["u9"]
+    assert row.started_at == T0 and row.stopped_at is None
+
+
+def test_accounting_on_closes_only_that_nas_sessions(sessions: sessionmaker[Session]) -> None:
+    """Accounting-On closes a NAS's open sessions (NAS-Reboot); other NAS are untouched."""
+    apply_events(sessions, [ev("start", 0, uid=f"a{i}") for i in range(12)] +
+                 [ev("start", 0, uid="other", nas_id=2)])
+    apply_events(sessions, [ev("nas_on", 20), ev("start", 21, uid="after")])
+    table = rows(sessions)
+    assert all(table[f"a{i}"].terminate_cause == "NAS-Reboot" for i in range(12))
+    assert table["other"].stopped_at is None and table["after"].stopped_at is None
+
+
+def test_stale_sessions_and_alarms(sessions: sessionmaker[Session]) -> None:
+    """Silent sessions are closed as Stale; services reconnecting too often raise one alarm."""
+    from tests import factories
+
+    with sessions() as session, session.begin():
+        ctx = Context(session, load_actor(session, "admin"), NOW, ZONE)
+        factories.plan(ctx)
+        svc = factories.service(ctx, "ana")
+        service_id = svc.id
+    apply_events(sessions, [ev("start", 0, uid="old", service_id=service_id),
+                            ev("start", 55, uid="new", service_id=service_id)]
+                 + [ev("stop", 1, uid=f"s{i}", service_id=service_id) for i in range(3)])
+    with sessions() as session, session.begin():
+        ctx = Context(session, load_actor(session, "admin"), NOW, ZONE)
+        assert connections.close_stale(ctx, interim_interval=300, intervals=3) == 1
+        with pytest.raises(RuleViolation):
+            connections.raise_alarms(ctx)
+        for key, value in (("ALARME_QUANTIDADE_CONEXOES_LIMITE_PERIODO", "4"),
+                           ("ALARME_QUANTIDADE_CONEXOES_PERIODO_DIAS", "1"),
+                           ("ALARME_CONEXAO_DIAS_EXPIRACAO", "2")):
+            variables.set_variable(ctx, key, value)
+        raised = connections.raise_alarms(ctx)
+        assert [(a.login, a.sessions) for a in raised] == [("ana", 5)]
+        assert connections.raise_alarms(ctx) == []  # one in force already
+    table = rows(sessions)
+    assert table["old"].terminate_cause == "Stale" and table["new"].stopped_at is None
+
+
+def test_journal_cuts_torn_tail_and_reads_in_chunks(tmp_path: Path) -> None:
+    """A crash mid-append leaves a torn line: it is cut on open; chunks come back in order."""
+    path = tmp_path / "acct.jnl"
+    journal = Journal(path, 10_000_000)
+    journal.append([ev("start", i, uid=f"u{i}") for i in range(5)])
+    journal.close()
+    with open(path, "ab") as handle:
+        handle.write(json.dumps(ev("start", 9).to_json()).encode()[:30])  # torn, never acked
+    reopened = Journal(path, 10_000_000)
+    assert reopened.records == 5
+    chunks = list(reopened.chunks(2))
+    assert [len(c) for c in chunks] == [2, 2, 1] and chunks[0][0] == ev("start", 0, uid="u0")
+
+
+def test_committer_journals_during_outage_and_replays(tmp_path: Path,
+                                                      sessions: sessionmaker[Session]) -> None:
+    """With the database unreachable, groups are fsync'd to the journal and acknowledged;
+    once it is back, the journal is replayed exactly once and emptied."""
+    done: list[tuple[int, bool]] = []
+    dead = session_factory(create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none",
+                                         connect_args={"connect_timeout": 1}))
+    journal = Journal(tmp_path / "acct.jnl", 10_000_000)
+    committer = GroupCommitter(dead, journal, Metrics(), lambda g, ok: done.append((len(g), ok)))
+    committer._commit([Pending(ev("start", 0, uid="x"), None), Pending(ev("interim", 5, uid="x",
+                                                                             input_octets=7), None)])
+    assert done == [(2, True)] and journal.records == 2
+    committer._commit([Pending(ev("stop", 9, uid="x", input_octets=9), None)])  # journal first
+    assert journal.records == 3
+    assert committer.replay() is False  # still down
+    committer._sessions = sessions  # the database is back
+    assert committer.replay() is True and journal.records == 0
+    assert committer.replay() is True  # nothing left: replaying again changes nothing
+    row = rows(sessions)["x"]
+    assert row.input_octets == 9 and row.stopped_at is not None
+
+
+def test_committer_refuses_when_journal_full(tmp_path: Path) -> None:
+    """When the journal's budget is spent the group is reported not durable (no answer)."""
+    done: list[bool] = []
+    dead = session_factory(create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none",
+                                         connect_args={"connect_timeout": 1}))
+    committer = GroupCommitter(dead, Journal(tmp_path / "j", 500), Metrics(),
+                               lambda g, ok: done.append(ok))
+    committer._commit([Pending(ev("start", 0, uid=f"u{i}"), None) for i in range(10)])
+    assert done == [False]
+
+
+def test_open_session_index() -> None:
+    """Starts open, Stops close, a late Interim does not reopen, Accounting-On clears a NAS."""
+    index = OpenSessionIndex()
+    index.apply(ev("start", 0, uid="a"))
+    index.apply(ev("start", 0, uid="b"))
+    index.apply(ev("start", 0, uid="c", nas_id=2))
+    assert index.count(7) == 3
+    index.apply(ev("stop", 1, uid="a"))
+    index.apply(ev("interim", 2, uid="a"))
+    assert index.count(7) == 2
+    index.apply(ev("nas_on", 3))
+    assert index.count(7) == 1 and index.of_service(7) == frozenset({"c"})
