@@ -36,7 +36,7 @@ from management.errors import RuleViolation
 from management.network import usable_hosts
 from management.plans import parse_money
 from management.services import FIELDS as SERVICE_FIELDS
-from management.services import check_password, check_mac_binding
+from management.services import check_mac_binding, check_password
 from management.validation import normalize_document, normalize_mac, parse_ipv4, parse_ipv6_prefix
 
 T = TypeVar("T")

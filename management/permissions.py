@@ -16,6 +16,7 @@ PERMISSIONS: dict[str, str] = {
     "services.cancel": "cancel services",
     "services.migrate": "migrate services to another plan or customer",
     "services.schedule": "schedule status changes",
+    "coa.send": "send Disconnect/CoA to live sessions by hand",
     "sessions.manage": "close stale sessions and run connection alarms",
     "operators.manage": "create operators and grant permissions",
     "passwords.view": "see equipment passwords",

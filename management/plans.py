@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from aaa.db.enums import ServiceStatus
 from aaa.db.models import Plan, Service
-from management import audit
+from management import audit, coa
 from management.context import Context
 from management.errors import NotFound, RuleViolation
 
@@ -98,4 +98,5 @@ def mass_change(ctx: Context, from_name: str, to_name: str, update_price: bool =
                      audit.diff(before, after), customer_id=service.customer_id,
                      note=f"mass change {source.name} -> {target.name}")
         audit.publish(ctx, "service", service.id)
+        coa.enqueue(ctx, service, coa.COA, f"mass plan change {source.name} -> {target.name}")
     return services

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from aaa.db.enums import MacBinding, ServiceStatus, TaskKind
 from aaa.db.models import Customer, ScheduledTask, Service
-from management import audit
+from management import audit, coa
 from management.context import Context
 from management.customers import get_customer
 from management.errors import NotFound, RuleViolation
@@ -125,7 +125,9 @@ def check_mac_binding(value: str) -> str:
 
 
 def _touch(ctx: Context, service: Service, before: dict[str, object], action: str,
-           note: str | None = None, publish: bool = True) -> None:
+           note: str | None = None, publish: bool = True, live_change: str | None = None) -> None:
+    """Stamp, flush, write history and the change feed; queue a CoA job when a live
+    session must change (`live_change` is coa.DISCONNECT or coa.COA)."""
     service.updated_at = ctx.now
     ctx.session.flush()
     changes = audit.diff(before, audit.snapshot(service, FIELDS))
@@ -133,6 +135,8 @@ def _touch(ctx: Context, service: Service, before: dict[str, object], action: st
                  note=note)
     if publish:
         audit.publish(ctx, "service", service.id)
+    if live_change is not None:
+        coa.enqueue(ctx, service, live_change, f"{action}{': ' + note if note else ''}")
 
 
 def create_service(
@@ -230,6 +234,8 @@ def edit_service(
         audit.record(ctx, "service", service.id, "edit", changes,
                      customer_id=service.customer_id)
         audit.publish(ctx, "service", service.id)
+        if {"ipv4", "ipv6_prefix"} & changes.keys():  # a new address needs a new session
+            coa.enqueue(ctx, service, coa.DISCONNECT, "edit: address changed")
     return service
 
 
@@ -253,7 +259,7 @@ def change_status(ctx: Context, login: str, status: str, note: str | None = None
     service.status = target.value
     if target != ServiceStatus.ENABLED:
         service.trust_unlock_until = None  # a trust unlock ends with any other status change
-    _touch(ctx, service, before, f"status:{target.value}", note)
+    _touch(ctx, service, before, f"status:{target.value}", note, live_change=coa.DISCONNECT)
     return service
 
 
@@ -275,7 +281,7 @@ def set_plan(ctx: Context, login: str, plan: str, note: str | None = None) -> Se
                             f"plan {target.name} does not allow association and {login} is associated")
     before = audit.snapshot(service, FIELDS)
     service.plan_id, service.plan = target.id, target
-    _touch(ctx, service, before, "set_plan", note)
+    _touch(ctx, service, before, "set_plan", note, live_change=coa.COA)
     return service
 
 
@@ -297,7 +303,8 @@ def set_navigation(ctx: Context, login: str, download_kbps: int | None,
     before = audit.snapshot(service, FIELDS)
     service.nav_download_kbps, service.nav_upload_kbps = download_kbps, upload_kbps
     service.nav_until = None if clearing else until
-    _touch(ctx, service, before, "navigation_clear" if clearing else "navigation")
+    _touch(ctx, service, before, "navigation_clear" if clearing else "navigation",
+           live_change=coa.COA)
     return service
 
 
@@ -385,7 +392,8 @@ def _complete_migration(ctx: Context, new: Service, note: str | None) -> Service
     for name, value in carried.items():
         setattr(new, name, value)
     new.status = ServiceStatus.ENABLED.value
-    _touch(ctx, old, old_before, "migrated_out", note=f"migrated to plan {new.plan.name}")
+    _touch(ctx, old, old_before, "migrated_out", note=f"migrated to plan {new.plan.name}",
+           live_change=coa.DISCONNECT)
     _touch(ctx, new, new_before, "migrated_in", note=note or f"migrated from service {old.id}")
     # Services associated with the old one follow to the new one.
     for dependant in session.scalars(select(Service).where(Service.associated_service_id == old.id,

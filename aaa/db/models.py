@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -311,6 +312,51 @@ class ConnectionAlarm(Base):
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
-__all__ = ["AcctSession", "AuthLogEntry", "Base", "ChangeFeedEntry", "ConnectionAlarm", "Customer",
+
+class CoaJob(Base):
+    """A live-session change to push to the NAS: queued by management and billing writes."""
+
+    __tablename__ = "coa_jobs"
+    __table_args__ = (Index("ix_coa_jobs_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    login: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # disconnect | coa
+    reason: Mapped[str] = mapped_column(Text)
+    operator_login: Mapped[str] = mapped_column(String(64))
+    fallback_disconnect: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|done|failed
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[str | None] = mapped_column(Text)
+
+
+class CoaAttempt(Base):
+    """Every request sent for a job and what came back: the Histórico PoD/CoD."""
+
+    __tablename__ = "coa_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("coa_jobs.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    service_id: Mapped[int] = mapped_column(Integer, index=True)
+    login: Mapped[str] = mapped_column(String(128))
+    nas_id: Mapped[int | None] = mapped_column(Integer)
+    nas_ip: Mapped[str] = mapped_column(String(45))
+    acct_session_id: Mapped[str | None] = mapped_column(String(253))
+    request_type: Mapped[str] = mapped_column(String(16))  # disconnect | coa
+    attempt: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(16))  # ack | nak | timeout | error
+    error_cause: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    operator_login: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+
+__all__ = ["AcctSession", "AuthLogEntry", "Base", "ChangeFeedEntry", "CoaAttempt", "CoaJob",
+           "ConnectionAlarm", "Customer",
            "HistoryEntry", "Nas", "Operator", "OperatorPermission", "Plan", "Pop", "ScheduledTask",
            "Service", "Subnet", "SubnetFolder", "Variable"]
