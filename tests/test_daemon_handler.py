@@ -9,6 +9,7 @@ import pytest
 
 from aaa.daemon.handler import AuthHandler, HandlerSettings
 from aaa.daemon.metrics import Metrics
+from aaa.db.authlog import AuthRecord
 from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView
 from aaa.radius import (
     PacketCode,
@@ -28,10 +29,20 @@ PLAN = PlanFacts(1, "FIBRA", 100_000, 50_000, "pool-fibra")
 ANA = ServiceFacts(1, "ana", "s3nha", "enabled", 1, mac_binding="learn")
 
 
-def make_handler() -> tuple[AuthHandler, list[dict[str, Any]]]:
+learned: list[str] = []
+
+
+def make_handler() -> tuple[AuthHandler, list[AuthRecord]]:
     view = SubscriberView.build([ANA], [PLAN], [MK, LAX], {}, 1)
-    rows: list[dict[str, Any]] = []
-    return AuthHandler(DICT, view, HandlerSettings(), Metrics(), rows.append), rows
+    rows: list[AuthRecord] = []
+    learned.clear()
+
+    def sink(record: AuthRecord, learn_mac: str | None) -> None:
+        rows.append(record)
+        if learn_mac:
+            learned.append(learn_mac)
+
+    return AuthHandler(DICT, view, HandlerSettings(), Metrics(), sink), rows
 
 
 def pap(login: str = "ana", password: str = "s3nha", ma: bool = True, ident: int = 7,
@@ -58,7 +69,7 @@ def test_accept_has_message_authenticator_first_and_verifies() -> None:
     assert decoded.code == PacketCode.ACCESS_ACCEPT and verify_reply(decoded, auth, SECRET)
     assert decoded.attributes[0][0] == 80
     assert decoded.get("Mikrotik-Rate-Limit") == "50000k/100000k"
-    assert rows[0]["result"] == "accept" and rows[0]["login"] == "ana"
+    assert rows[0].result == "accept" and rows[0].login == "ana"
 
 
 def test_unknown_client_is_silent_and_counted() -> None:
@@ -128,7 +139,7 @@ def test_chap_and_wrong_password() -> None:
     bad, _ = pap(password="nope", ident=10)
     rejected = decode(handler.handle(bad, "10.0.0.1", 5001, 1000.0) or b"", DICT)
     assert rejected.code == PacketCode.ACCESS_REJECT and rejected.get("Reply-Message") == "wrong password"
-    assert [r["result"] for r in rows] == ["accept", "reject"]
+    assert [r.result for r in rows] == ["accept", "reject"]
 
 
 def test_learn_mac_and_proxy_state() -> None:
@@ -138,7 +149,7 @@ def test_learn_mac_and_proxy_state() -> None:
                            ("Proxy-State", b"two")])
     reply = decode(handler.handle(packet, "10.0.0.1", 5000, 1000.0) or b"", DICT)
     assert reply.get_all("Proxy-State") == [b"one", b"two"]
-    assert rows[0]["learn_mac"] == "AA:BB:CC:DD:EE:FF"
+    assert learned[0] == "AA:BB:CC:DD:EE:FF"
 
 
 def test_status_server_answered() -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aaa.daemon.authlog import AuthLogWriter
 from aaa.daemon.metrics import Metrics
 from aaa.db import authlog
+from aaa.db.authlog import AuthRecord
 from aaa.db.engine import make_engine, session_factory
 from aaa.db.models import Service
 from aaa.db.views import load_view, refresh_view
@@ -75,32 +76,35 @@ def test_refresh_applies_only_new_changes(sessions: sessionmaker[Session]) -> No
     assert view.services_by_login["ana"].status == "enabled"  # the old view is untouched
 
 
-def test_authlog_writer_batches_and_learns_mac(sessions: sessionmaker[Session]) -> None:
-    """Queued rows are written by the thread; a learn request stores the MAC with history."""
+def test_authlog_writer_batches_and_learns_mac(engine: Engine, sessions: sessionmaker[Session]) -> None:
+    """Buffered records are written by the thread; a learn request stores the MAC with history."""
     act(sessions, setup)
     act(sessions, lambda ctx: services.edit_service(ctx, "ana", mac_binding="learn"))
     with sessions() as session:
         ana_id = session.scalar(select(Service.id).where(Service.login == "ana"))
-    writer = AuthLogWriter(sessions, Metrics(), lambda: datetime.now(UTC), interval=0.05)
+    writer = AuthLogWriter(engine, sessions, Metrics(), lambda: datetime.now(UTC), interval=0.05)
     writer.start()
-    row = {"at": NOW, "login": "ana", "service_id": ana_id, "nas_id": 1, "nas_ip": "10.0.0.1",
-           "result": "accept", "reason": "ok", "mac": "aa:bb:cc:dd:ee:ff", "mac_differs": False,
-           "interface": None, "interface_differs": False, "ip": None, "pool": "pool-fibra",
-           "download_kbps": 1, "upload_kbps": 1, "learn_mac": "AA:BB:CC:DD:EE:FF"}
+    record = AuthRecord(NOW.timestamp(), "ana", ana_id, 1, "10.0.0.1", "accept", "ok\ttab\nline",
+                        "aa:bb:cc:dd:ee:ff", False, None, True, None, "pool-fibra", 1, 2)
     for _ in range(50):
-        writer.submit(dict(row))
+        writer.submit(record, "AA:BB:CC:DD:EE:FF")
     writer.stop()
     with sessions() as session:
         logged = authlog.query(session, login="ana")
         ana = session.get(Service, ana_id)
         assert ana is not None and ana.mac == "AA:BB:CC:DD:EE:FF"
-    assert len(logged) == 50 and logged[0].pool == "pool-fibra"
+    assert len(logged) == 50 and logged[0].pool == "pool-fibra" and logged[0].at == NOW
+    assert logged[0].reason == "ok\ttab\nline" and logged[0].interface_differs is True
+    assert logged[0].interface is None and logged[0].upload_kbps == 2
 
 
 def test_authlog_writer_drops_when_full(sessions: sessionmaker[Session]) -> None:
     """A full queue drops (and counts) instead of blocking the hot path."""
     metrics = Metrics()
-    writer = AuthLogWriter(sessions, metrics, lambda: datetime.now(UTC), capacity=3)
+    writer = AuthLogWriter(make_engine("sqlite://"), sessions, metrics, lambda: datetime.now(UTC),
+                           capacity=3)
+    record = AuthRecord(0.0, "x", None, None, "10.0.0.1", "reject", "", None, False, None, False,
+                        None, None, None, None)
     for _ in range(10):
-        writer.submit({"x": 1})  # never started: nothing drains, the 4th row on is dropped
+        writer.submit(record, None)  # never started: nothing drains, the 4th record on is dropped
     assert metrics.registry.get_sample_value("aaa_authlog_dropped_total") == 7

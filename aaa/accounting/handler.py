@@ -88,7 +88,7 @@ class AcctHandler:
             self.dedup.forget(key)
             self.metrics.drop("queue_full", nas.name)
             return None
-        self.metrics.acct_requests.labels(nas.name, event.kind).inc()
+        self.metrics.acct_requests.inc(nas.name, event.kind)
         return None
 
     def finish(self, group: list[Pending], durable: bool, now: float) -> None:

@@ -1,22 +1,24 @@
-"""The auth-log writer: a bounded queue drained in batches by one thread.
+"""The auth-log writer: a bounded buffer drained in batches by one thread.
 
-The hot path only calls `submit`, which never blocks: when the queue is full the row is
-dropped and counted. Rows asking to learn a MAC are applied through the management
-layer (history and change feed included) in the same pass.
+The hot path only calls `submit`: a length check and a deque append, no lock taken and
+never blocking; when the buffer is full the record is dropped and counted. The thread
+wakes every `interval`, writes what is there in one COPY/executemany, and applies the
+MACs to learn through the management layer (history and change feed included).
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.daemon.metrics import Metrics
-from aaa.db import authlog
+from aaa.db.authlog import AuthRecord, write_records
 from aaa.log import log_event
 from management.context import Actor, Context
 from management.services import learn_mac
@@ -25,59 +27,63 @@ RADIUS_ACTOR = Actor(operator_id=None, login="radius", is_admin=True, permission
 
 
 class AuthLogWriter:
-    def __init__(self, sessions: sessionmaker[Session], metrics: Metrics,
-                 clock: Callable[[], Any], capacity: int = 100_000, batch: int = 2_000,
-                 interval: float = 0.2) -> None:
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], metrics: Metrics,
+                 clock: Callable[[], datetime], capacity: int = 200_000, batch: int = 20_000,
+                 interval: float = 0.25) -> None:
+        self._engine = engine
         self._sessions = sessions
         self._metrics = metrics
-        self._clock = clock  # () -> aware datetime, for the learned MAC's history row
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=capacity)
+        self._clock = clock  # aware datetime, for a learned MAC's history row
+        self._records: deque[AuthRecord] = deque()
+        self._learn: deque[tuple[int, str]] = deque()
+        self._capacity = capacity
         self._batch = batch
         self._interval = interval
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="authlog-writer", daemon=True)
-        metrics.authlog_depth.set_function(self._queue.qsize)
+        metrics.authlog_depth.set_function(lambda: len(self._records))
 
-    def submit(self, row: dict[str, Any]) -> None:
-        try:
-            self._queue.put_nowait(row)
-        except queue.Full:
+    def submit(self, record: AuthRecord, learn_mac: str | None = None) -> None:
+        if len(self._records) >= self._capacity:
             self._metrics.authlog_dropped.inc()
+            return
+        self._records.append(record)
+        if learn_mac is not None and record.service_id is not None:
+            self._learn.append((record.service_id, learn_mac))
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop."""
+        """Write what is buffered, then stop."""
         self._stopping.set()
         self._thread.join(timeout)
 
-    def _take(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
+    def _take(self) -> list[AuthRecord]:
+        records: list[AuthRecord] = []
+        pop = self._records.popleft
         try:
-            rows.append(self._queue.get(timeout=self._interval))
-        except queue.Empty:
-            return rows
-        while len(rows) < self._batch:
-            try:
-                rows.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return rows
+            while len(records) < self._batch:
+                records.append(pop())
+        except IndexError:
+            pass
+        return records
 
     def _run(self) -> None:
-        pending: list[dict[str, Any]] = []
+        pending: list[AuthRecord] = []
         backoff = 0.5
         while True:
             if not pending:
                 pending = self._take()
-                if not pending:
-                    if self._stopping.is_set():
-                        return
-                    continue
+            if not pending and not self._learn:
+                if self._stopping.is_set():
+                    return
+                self._stopping.wait(self._interval)
+                continue
             started = time.perf_counter()
             try:
-                self._write(pending)
+                write_records(self._engine, pending)
+                self._apply_learned()
             except Exception as exc:  # the database may be away: keep the batch, retry
                 log_event("authlog_write_failed", error=type(exc).__name__, rows=len(pending))
                 if self._stopping.is_set():
@@ -85,18 +91,20 @@ class AuthLogWriter:
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            self._metrics.authlog_write.observe(time.perf_counter() - started)
-            self._metrics.authlog_written.inc(len(pending))
+            if pending:
+                self._metrics.authlog_write.observe(time.perf_counter() - started)
+                self._metrics.authlog_written.inc(len(pending))
             pending = []
             backoff = 0.5
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        learned = [(r["service_id"], r["learn_mac"]) for r in rows if r.get("learn_mac")]
-        records = [{k: v for k, v in r.items() if k != "learn_mac"} for r in rows]
+    def _apply_learned(self) -> None:
+        learned: dict[int, str] = {}
+        while self._learn:
+            service_id, mac = self._learn.popleft()
+            learned.setdefault(service_id, mac)  # the first MAC seen wins
+        if not learned:
+            return
         with self._sessions() as session, session.begin():
-            authlog.write_batch(session, records)
-        if learned:
-            with self._sessions() as session, session.begin():
-                ctx = Context(session=session, actor=RADIUS_ACTOR, now=self._clock())
-                for service_id, mac in dict(learned).items():
-                    learn_mac(ctx, service_id, mac)
+            ctx = Context(session=session, actor=RADIUS_ACTOR, now=self._clock())
+            for service_id, mac in learned.items():
+                learn_mac(ctx, service_id, mac)

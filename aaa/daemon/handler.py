@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aaa.daemon.metrics import Metrics
+from aaa.db.authlog import AuthRecord
 from aaa.log import log_event
 from aaa.policy.mac import canonical_mac
-from aaa.policy.rules import Decision, PolicySettings, RequestFacts, decide
+from aaa.policy.rules import PolicySettings, RequestFacts, decide
 from aaa.policy.view import NasFacts, ServiceFacts, SubscriberView
 from aaa.radius import (
     DuplicateCache,
@@ -37,7 +38,7 @@ from aaa.radius import (
 )
 from aaa.radius.dictionary import Dictionary
 
-AuthSink = Callable[[dict[str, object]], None]
+AuthSink = Callable[[AuthRecord, str | None], None]  # the record, and a MAC to learn
 
 _ACCESS_REQUEST = PacketCode.ACCESS_REQUEST
 _STATUS_SERVER = PacketCode.STATUS_SERVER
@@ -133,17 +134,16 @@ class AuthHandler:
             self.metrics.duplicate(nas.name)
             return cached
         if code == _STATUS_SERVER:
-            reply = build_reply(packet, _ACCEPT, nas.secret)
             self.metrics.request(nas.name, "status_server", "accept")
-            return reply
+            return build_reply(packet, _ACCEPT, nas.secret)
         try:
-            reply = self._access(packet, nas, now)
+            answer = self._access(packet, nas, now)
         except MalformedPacket:
             self.metrics.drop("malformed", nas.name)
             return None
-        if reply is not None:
-            self.dedup.store(key, reply, now)
-        return reply
+        if answer is not None:
+            self.dedup.store(key, answer, now)
+        return answer
 
     def _log_unknown(self, host: str, now: float) -> None:
         """Log an unknown source at a bounded rate; the rest are only counted."""
@@ -171,17 +171,28 @@ class AuthHandler:
             return None
         calling = packet.get_raw(_CALLING_STATION_ID)
         mac_text = calling.decode("ascii", "replace") if calling else None
+        mac = self._canonical_mac(mac_text) if mac_text else None
         port_raw = packet.get_raw(_NAS_PORT_ID)
         port_id = port_raw.decode("utf-8", "replace") if port_raw is not None else None
-        wall = datetime.fromtimestamp(now, UTC)
-        facts = RequestFacts(
-            login=login, nas=nas, authenticated=credentials.ok,
-            mac=self._canonical_mac(mac_text) if mac_text else None, port_id=port_id,
-            open_sessions=self.open_sessions(service.id) if self.open_sessions and service else None)
-        decision = decide(facts, view, wall, self.settings.policy)
-        reply = self._encode(packet, nas, decision, credentials)
-        self.metrics.request(nas.name, credentials.method, decision.verdict.value)
-        self._log(wall, login, nas, decision, mac_text, port_id)
+        open_sessions = self.open_sessions(service.id) if self.open_sessions and service else None
+        facts = RequestFacts(login=login, nas=nas, authenticated=credentials.ok, mac=mac,
+                             port_id=port_id, open_sessions=open_sessions)
+        decision = decide(facts, view, datetime.fromtimestamp(now, UTC), self.settings.policy)
+        attributes = self._encoded.get(decision.reply)
+        if attributes is None:
+            attributes = encode_attributes(self.dictionary, decision.reply)
+            if len(self._encoded) > 100_000:  # bounded: free-text Reply-Messages vary
+                self._encoded.clear()
+            self._encoded[decision.reply] = attributes
+        if decision.accepted and credentials.mschap2_success is not None:
+            attributes += self._mschap2_attributes(packet, nas, credentials)
+        reply = build_reply(packet, _ACCEPT if decision.accepted else _REJECT, nas.secret, attributes)
+        verdict = decision.verdict.value
+        self.metrics.requests.inc(nas.name, credentials.method, verdict)
+        self.sink(AuthRecord(now, login, decision.service_id, nas.id, nas.ip, verdict,
+                             "; ".join(decision.reasons), mac_text, decision.mac_differs, port_id,
+                             decision.interface_differs, decision.ip, decision.pool,
+                             decision.download_kbps, decision.upload_kbps), decision.learn_mac)
         return reply
 
     def _canonical_mac(self, text: str) -> str:
@@ -212,9 +223,9 @@ class AuthHandler:
             if key == _MS_CHAP2_RESPONSE:
                 return self._mschap2(packet, nas, service, raw, raw_name)
             if key == _MS_CHAP_RESPONSE:
-                challenge = packet.get_raw(_MS_CHAP_CHALLENGE)
-                ok = (expected is not None and service is not None and challenge is not None
-                      and check_mschap1(challenge, raw, nt_password_hash(service.password)))
+                v1_challenge = packet.get_raw(_MS_CHAP_CHALLENGE)
+                ok = (expected is not None and service is not None and v1_challenge is not None
+                      and check_mschap1(v1_challenge, raw, nt_password_hash(service.password)))
                 return Credentials(bool(ok), "mschap")
         return Credentials(False, "none")
 
@@ -229,32 +240,11 @@ class AuthHandler:
             return Credentials(False, "mschapv2")
         return Credentials(True, "mschapv2", result.success, result.send_key, result.recv_key)
 
-    def _encode(self, packet: Packet, nas: NasFacts, decision: Decision,
-                credentials: Credentials) -> bytes:
-        attributes = self._encoded.get(decision.reply)
-        if attributes is None:
-            attributes = encode_attributes(self.dictionary, decision.reply)
-            if len(self._encoded) > 100_000:  # bounded: free-text Reply-Messages vary
-                self._encoded.clear()
-            self._encoded[decision.reply] = attributes
-        if decision.accepted and credentials.mschap2_success is not None:
-            # The MPPE keys are salt-encrypted against this request's authenticator (RFC 2548).
-            attributes += encode_attributes(self.dictionary, [
-                ("MS-CHAP2-Success", credentials.mschap2_success),
-                ("MS-MPPE-Send-Key", credentials.mppe_send),
-                ("MS-MPPE-Recv-Key", credentials.mppe_recv),
-                ("MS-MPPE-Encryption-Policy", 1), ("MS-MPPE-Encryption-Types", 6),
-            ], secret=nas.secret, authenticator=packet.authenticator)
-        return build_reply(packet, _ACCEPT if decision.accepted else _REJECT, nas.secret, attributes)
-
-    def _log(self, wall: datetime, login: str, nas: NasFacts, decision: Decision,
-             mac: str | None, port_id: str | None) -> None:
-        self.sink({
-            "at": wall, "login": login, "service_id": decision.service_id, "nas_id": nas.id,
-            "nas_ip": nas.ip, "result": decision.verdict.value, "reason": "; ".join(decision.reasons),
-            "mac": mac, "mac_differs": decision.mac_differs, "interface": port_id,
-            "interface_differs": decision.interface_differs, "ip": decision.ip,
-            "pool": decision.pool, "download_kbps": decision.download_kbps,
-            "upload_kbps": decision.upload_kbps, "learn_mac": decision.learn_mac,
-        })
-
+    def _mschap2_attributes(self, packet: Packet, nas: NasFacts, credentials: Credentials) -> bytes:
+        # The MPPE keys are salt-encrypted against this request's authenticator (RFC 2548).
+        return encode_attributes(self.dictionary, [
+            ("MS-CHAP2-Success", credentials.mschap2_success),
+            ("MS-MPPE-Send-Key", credentials.mppe_send),
+            ("MS-MPPE-Recv-Key", credentials.mppe_recv),
+            ("MS-MPPE-Encryption-Policy", 1), ("MS-MPPE-Encryption-Types", 6),
+        ], secret=nas.secret, authenticator=packet.authenticator)
