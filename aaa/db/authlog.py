@@ -6,10 +6,11 @@ PostgreSQL and one executemany on SQLite, on a raw connection (no ORM per row).
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from io import StringIO
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -38,17 +39,11 @@ class AuthRecord(NamedTuple):
 
 
 COLUMNS = AuthRecord._fields
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_value(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    return str(value).translate(_ESCAPES)
+_NULLABLE = ("service_id", "nas_id", "mac", "interface", "ip", "pool", "download_kbps", "upload_kbps")
+# CSV through the C csv module: quoted empty strings in the nullable columns mean NULL.
+_COPY = (f"COPY auth_log ({', '.join(COLUMNS)}) FROM STDIN "
+         f"WITH (FORMAT csv, FORCE_NULL ({', '.join(_NULLABLE)}))")
+_INSERT = f"INSERT INTO auth_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 def write_records(engine: Engine, records: Sequence[AuthRecord]) -> None:
@@ -60,18 +55,16 @@ def write_records(engine: Engine, records: Sequence[AuthRecord]) -> None:
         cursor = connection.cursor()
         if engine.dialect.name == "postgresql":
             buffer = StringIO()
-            for record in records:
-                values = [datetime.fromtimestamp(record.at, UTC).isoformat(), *record[1:]]
-                buffer.write("\t".join(map(_copy_value, values)))
-                buffer.write("\n")
+            writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+            stamp = datetime.fromtimestamp
+            writer.writerows((stamp(r.at, UTC).isoformat(), *r[1:]) for r in records)
             buffer.seek(0)
-            cursor.copy_expert(f"COPY auth_log ({', '.join(COLUMNS)}) FROM STDIN", buffer)
+            cursor.copy_expert(_COPY, buffer)
         else:
-            # SQLAlchemy's SQLite DateTime format, naive UTC, so the ORM reads these back.
-            rows = [(datetime.fromtimestamp(r.at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), *r[1:])
-                    for r in records]
-            marks = ", ".join("?" * len(COLUMNS))
-            cursor.executemany(f"INSERT INTO auth_log ({', '.join(COLUMNS)}) VALUES ({marks})", rows)
+            # SQLAlchemy's SQLite DateTime form (naive UTC), so the ORM reads these back.
+            stamp = datetime.fromtimestamp
+            cursor.executemany(_INSERT, [(stamp(r.at, UTC).isoformat(" ")[:-6], *r[1:])
+                                         for r in records])
         cursor.close()
         connection.commit()
     except BaseException:
