@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from aaa.db.models import ChangeFeedEntry, HistoryEntry
 from management.context import Context
@@ -83,3 +83,31 @@ def publish(ctx: Context, object_type: str, object_id: object) -> None:
 
 def last_seq(ctx: Context) -> int:
     return ctx.session.scalar(select(func.coalesce(func.max(ChangeFeedEntry.seq), 0))) or 0
+
+
+def record_many(ctx: Context, entries: list[dict[str, Any]]) -> None:
+    """Bulk history: each entry has object_type, object_id, action, changes, customer_id, note."""
+    if not entries:
+        return
+    ctx.session.execute(insert(HistoryEntry), [
+        {"at": ctx.now, "operator_id": ctx.actor.operator_id, "operator_login": ctx.actor.login,
+         "object_type": e["object_type"], "object_id": str(e["object_id"]),
+         "customer_id": e.get("customer_id"), "action": e["action"],
+         "changes": json.dumps(e.get("changes", {}), sort_keys=True, ensure_ascii=False, default=str),
+         "note": e.get("note")}
+        for e in entries])
+
+
+def publish_many(ctx: Context, object_type: str, object_ids: list[Any]) -> None:
+    """Bulk change feed in the caller's transaction, one NOTIFY (PostgreSQL)."""
+    if not object_ids:
+        return
+    session = ctx.session
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
+    session.execute(insert(ChangeFeedEntry), [
+        {"object_type": object_type, "object_id": str(i), "at": ctx.now} for i in object_ids])
+    if postgres:
+        session.execute(text("SELECT pg_notify(:channel, :payload)"),
+                        {"channel": NOTIFY_CHANNEL, "payload": f"{object_type}:bulk"})

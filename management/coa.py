@@ -61,3 +61,29 @@ def request(ctx: Context, login: str, kind: str, reason: str) -> list[CoaJob]:
     if not jobs:
         raise RuleViolation("coa.no_open_session", f"{login} has no open session to act on")
     return jobs
+
+
+def enqueue_many(ctx: Context, service_ids: list[int], kind: str, reason: str) -> int:
+    """Bulk version for routines: one job per service that has an open session."""
+    from sqlalchemy import insert
+
+    from aaa.db.models import AcctSession
+
+    online: set[int] = set()
+    for start in range(0, len(service_ids), 1000):
+        chunk = service_ids[start:start + 1000]
+        online.update(ctx.session.scalars(select(AcctSession.service_id).where(
+            AcctSession.service_id.in_(chunk), AcctSession.stopped_at.is_(None)).distinct()))
+    if not online:
+        return 0
+    logins = dict(ctx.session.execute(select(Service.id, Service.login).where(
+        Service.id.in_(sorted(online)))).tuples().all())
+    ctx.session.execute(insert(CoaJob), [
+        {"created_at": ctx.now, "service_id": service_id, "login": logins[service_id], "kind": kind,
+         "reason": reason, "operator_login": ctx.actor.login, "fallback_disconnect": True,
+         "status": PENDING, "next_attempt_at": ctx.now}
+        for service_id in sorted(online)])
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        ctx.session.execute(text("SELECT pg_notify(:channel, :payload)"),
+                            {"channel": NOTIFY_CHANNEL, "payload": "coa"})
+    return len(online)

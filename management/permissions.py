@@ -15,6 +15,7 @@ PERMISSIONS: dict[str, str] = {
     "services.enable": "enable services",
     "services.cancel": "cancel services",
     "services.migrate": "migrate services to another plan or customer",
+    "services.trust_unlock": "unlock a suspended service in trust until a date",
     "services.schedule": "schedule status changes",
     "coa.send": "send Disconnect/CoA to live sessions by hand",
     "sessions.manage": "close stale sessions and run connection alarms",

@@ -147,6 +147,7 @@ class Service(Base):
     price_override: Mapped[Decimal | None] = mapped_column(Money)
     note: Mapped[str | None] = mapped_column(Text)
     migrated_from_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -356,7 +357,131 @@ class CoaAttempt(Base):
     operator_login: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
 
-__all__ = ["AcctSession", "AuthLogEntry", "Base", "ChangeFeedEntry", "CoaAttempt", "CoaJob",
-           "ConnectionAlarm", "Customer",
-           "HistoryEntry", "Nas", "Operator", "OperatorPermission", "Plan", "Pop", "ScheduledTask",
-           "Service", "Subnet", "SubnetFolder", "Variable"]
+
+class PaymentMethod(Base):
+    """Forma de Cobrança: when overdue invoices suspend a service, and how hard."""
+
+    __tablename__ = "payment_methods"
+    __table_args__ = (CheckConstraint("reduction_type IN ('relative', 'absolute')",
+                                      name="reduction_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    allows_partial: Mapped[bool] = mapped_column(Boolean, default=False)
+    partial_after_days: Mapped[int | None] = mapped_column(Integer)
+    allows_total: Mapped[bool] = mapped_column(Boolean, default=True)
+    total_after_days: Mapped[int | None] = mapped_column(Integer)
+    min_open_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    reduction_type: Mapped[str] = mapped_column(String(8), default="relative")
+    reduction_value: Mapped[int] = mapped_column(Integer, default=50)  # % off, or kbit/s
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Invoice(Base):
+    """Fatura, written by the billing module. `status`: open, paid, partially_paid, cancelled."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'paid', 'partially_paid', 'cancelled')", name="status"),
+        Index("ix_invoices_service_status_due", "service_id", "status", "due_date"),
+        Index("ix_invoices_updated", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    due_date: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    amount_paid: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    description: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    note: Mapped[str | None] = mapped_column(String(200))
+
+
+class TrustUnlock(Base):
+    """Desbloqueio em Confiança: who unlocked, until when; self-service ones count per month."""
+
+    __tablename__ = "trust_unlocks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    self_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    operator_login: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+
+
+class Routine(Base):
+    """A scheduled job with cron-like fields (Rotinas), run by `aaa worker`."""
+
+    __tablename__ = "routines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    task: Mapped[str] = mapped_column(String(32))
+    month: Mapped[str] = mapped_column(String(64), default="*")
+    day: Mapped[str] = mapped_column(String(128), default="*")
+    weekday: Mapped[str] = mapped_column(String(32), default="*")
+    hour: Mapped[str] = mapped_column(String(96), default="*")
+    minute: Mapped[str] = mapped_column(String(200), default="0")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RoutineRun(Base):
+    __tablename__ = "routine_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    routine_id: Mapped[int | None] = mapped_column(ForeignKey("routines.id"), index=True)
+    task: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    operator_login: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(String(16))  # ok | failed | skipped_locked
+    counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    error: Mapped[str | None] = mapped_column(Text)
+
+__all__ = [
+    "AcctSession",
+    "AuthLogEntry",
+    "Base",
+    "ChangeFeedEntry",
+    "CoaAttempt",
+    "CoaJob",
+    "ConnectionAlarm",
+    "Customer",
+    "HistoryEntry",
+    "Invoice",
+    "Nas",
+    "Operator",
+    "OperatorPermission",
+    "Payment",
+    "PaymentMethod",
+    "Plan",
+    "Pop",
+    "Routine",
+    "RoutineRun",
+    "ScheduledTask",
+    "Service",
+    "Subnet",
+    "SubnetFolder",
+    "TrustUnlock",
+    "Variable",
+]

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aaa.db.models import ChangeFeedEntry, Nas, Plan, Service, Variable
+from aaa.db.models import ChangeFeedEntry, Nas, PaymentMethod, Plan, Service, Variable
 from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView
 
 _SERVICE_COLUMNS = (
@@ -19,12 +19,14 @@ _SERVICE_COLUMNS = (
     Service.mac_binding, Service.interface, Service.nas_id, Service.ipv4, Service.ipv6_prefix,
     Service.nav_download_kbps, Service.nav_upload_kbps, Service.nav_until,
     Service.associated_service_id, Service.simultaneous_use, Service.trust_unlock_until,
+    PaymentMethod.reduction_type, PaymentMethod.reduction_value,
 )
 _BATCH = 10_000
 
 
 def _services(session: Session, ids: Iterable[int] | None = None) -> Iterator[ServiceFacts]:
-    query = select(*_SERVICE_COLUMNS)
+    query = select(*_SERVICE_COLUMNS).outerjoin(PaymentMethod,
+                                                PaymentMethod.id == Service.payment_method_id)
     if ids is not None:
         query = query.where(Service.id.in_(list(ids)))
     result = session.execute(query.execution_options(yield_per=_BATCH))
@@ -70,6 +72,10 @@ def refresh_view(session: Session, view: SubscriberView) -> SubscriberView:
         return view
     kinds = {kind for _, kind, _ in entries}
     service_ids = {int(object_id) for _, kind, object_id in entries if kind == "service"}
+    if "payment_method" in kinds:  # a method's reduction changed: re-read its services
+        method_ids = [int(object_id) for _, kind, object_id in entries if kind == "payment_method"]
+        service_ids.update(session.scalars(select(Service.id).where(
+            Service.payment_method_id.in_(method_ids))))
     changed = list(_services(session, service_ids)) if service_ids else []
     removed = service_ids - {s.id for s in changed}
     return view.with_changes(

@@ -184,9 +184,11 @@ def decide(request: RequestFacts, view: SubscriberView, now: datetime,
         reasons.append(f"suspended for debt: pool {pool}")
     else:
         if status == "suspended_partial":
-            download, upload = _reduced(download, upload, settings)
-            reasons.append(f"partially suspended: {settings.partial_reduction_type} reduction "
-                           f"{settings.partial_reduction_value} of {speed_reason}")
+            kind = service.reduction_type or settings.partial_reduction_type
+            value = (service.reduction_value if service.reduction_value is not None
+                     else settings.partial_reduction_value)
+            download, upload = _reduced(download, upload, kind, value)
+            reasons.append(f"partially suspended: {kind} reduction {value} of {speed_reason}")
             pool = view.variables.get(POOL_PARTIAL) or None
         else:
             reasons.append(f"speed from {speed_reason}")
@@ -209,9 +211,8 @@ def decide(request: RequestFacts, view: SubscriberView, now: datetime,
                     download_kbps=download, upload_kbps=upload, **common)  # type: ignore[arg-type]
 
 
-def _reduced(download: int, upload: int, settings: PolicySettings) -> tuple[int, int]:
-    value = settings.partial_reduction_value
-    if settings.partial_reduction_type == "absolute":
+def _reduced(download: int, upload: int, kind: str, value: int) -> tuple[int, int]:
+    if kind == "absolute":
         return min(download, value), min(upload, value)
     keep = max(0, 100 - value)
     return max(1, download * keep // 100), max(1, upload * keep // 100)

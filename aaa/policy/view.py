@@ -39,6 +39,9 @@ class ServiceFacts:
     associated_service_id: int | None = None
     simultaneous_use: int = 1
     trust_unlock_until: datetime | None = None
+    # The payment method's partial-suspension rule; None: the configured default.
+    reduction_type: str | None = None
+    reduction_value: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
