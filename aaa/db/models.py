@@ -485,3 +485,6 @@ __all__ = [
     "TrustUnlock",
     "Variable",
 ]
+
+# The other areas' tables live in modules of their own on the same Base and metadata.
+from aaa.db import models_inventory, models_secrets, models_tickets  # noqa: E402, F401
