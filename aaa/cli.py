@@ -8,6 +8,7 @@ import click
 
 from aaa.accounting import commands as accounting_commands
 from aaa.cliutil import FORMATS, AppState, default_operator, run_cli
+from aaa.coa import commands as coa_commands
 from aaa.daemon import commands as daemon_commands
 from aaa.db.cli import db_group
 from management.commands import register
@@ -31,7 +32,7 @@ def root(ctx: click.Context, config_path: str | None, output_format: str, operat
 
 
 root.add_command(db_group)
-for command in daemon_commands.COMMANDS + accounting_commands.COMMANDS:
+for command in daemon_commands.COMMANDS + accounting_commands.COMMANDS + coa_commands.COMMANDS:
     root.add_command(command)
 for report in accounting_commands.REPORTS:
     daemon_commands.report_group.add_command(report)

@@ -59,6 +59,13 @@ class AccountingConfig:
     stale_after_intervals: int = 3
 
 
+@dataclass(frozen=True, slots=True)
+class CoaConfig:
+    timeouts: tuple[float, ...] = (2.0, 4.0, 8.0)  # seconds to wait after each try
+    poll_interval: float = 1.0
+    fallback_disconnect: bool = True
+
+
 _CHOICES = {
     "policy.partial_reduction": ("relative", "absolute"),
     "policy.other_rate_unit": ("bps", "kbps"),
@@ -73,6 +80,7 @@ class Config:
     radius: RadiusConfig = field(default_factory=RadiusConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     accounting: AccountingConfig = field(default_factory=AccountingConfig)
+    coa: CoaConfig = field(default_factory=CoaConfig)
     source: str = "<defaults>"
 
     @property
@@ -120,6 +128,15 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
         if value < 0:
             raise ConfigError(f"{name}: must not be negative, got {value}")
         return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{name}: must be a non-negative number, got {value!r}")
+        return float(value)
+    if isinstance(default, tuple) and default and isinstance(default[0], float):
+        if (not isinstance(value, list)
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+            raise ConfigError(f"{name}: must be a list of numbers")
+        return tuple(float(v) for v in value)
     if isinstance(default, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{name}: must be a list of strings")
@@ -145,6 +162,11 @@ def _validate(config: Config) -> Config:
             raise ConfigError(f"{key}: must be one of {', '.join(allowed)}, got {value!r}")
     if config.policy.partial_reduction == "relative" and config.policy.partial_reduction_value > 100:
         raise ConfigError("policy.partial_reduction_value: a relative reduction is at most 100 (%)")
+    coa = config.coa
+    if not 1 <= len(coa.timeouts) <= 10 or not all(0 < t <= 60 for t in coa.timeouts):
+        raise ConfigError("coa.timeouts: 1 to 10 tries, each waiting more than 0 and at most 60 s")
+    if not 0 < coa.poll_interval <= 60:
+        raise ConfigError(f"coa.poll_interval: must be more than 0 and at most 60 s, got {coa.poll_interval}")
     url = config.database_url
     if not (url.startswith("sqlite") or url.startswith("postgresql")):
         raise ConfigError(f"database.url: only sqlite:// and postgresql:// URLs are supported: {url}")

@@ -140,10 +140,11 @@ class RadiusDaemon:
                                                           self.reactor.seconds()))
         self.refresher = ViewRefresher(
             self.engine, self.sessions, lambda: self.handler.view,
-            lambda fresh: self.reactor.callFromThread(self.handler.swap_view, fresh), self.metrics)
+            lambda fresh: self.reactor.callFromThread(self._view_changed, fresh), self.metrics)
         self.writer.start()
         self.refresher.start()
         self.committer.start()
+        self._start_coa()
         latency = self.metrics.latency.labels("auth")
         protocol = RadiusProtocol(self.handler.handle, self.reactor, latency.observe,
                                   lambda: self.metrics.drop("internal_error", "any"))
@@ -177,6 +178,29 @@ class RadiusDaemon:
                   services=len(view.services_by_id),
                   nas=len(view.nas_by_ip), seq=view.seq, database=self.engine.dialect.name)
 
+    def _view_changed(self, fresh: Any) -> None:
+        self.handler.swap_view(fresh)
+        if self.dispatcher is not None:
+            self.dispatcher.wake()  # the change may have queued CoA jobs
+
+    def _start_coa(self) -> None:
+        """The CoA/Disconnect dispatcher lives in worker 0 only."""
+        from twisted.internet.threads import deferToThreadPool
+
+        from aaa.coa.dispatcher import CoaDispatcher
+
+        self.dispatcher: Any = None
+        if self.options.worker_index != 0:
+            return
+        pool = self.reactor.getThreadPool()
+        self.dispatcher = CoaDispatcher(
+            self.sessions, self.reactor, lambda f, *args: deferToThreadPool(self.reactor, pool, f, *args),
+            lambda: self.handler.view, lambda: self.handler.settings.policy,
+            lambda: self.handler.dictionary, self.config.coa, self.metrics.coa,
+            claimer=f"{socket.gethostname()}:{os.getpid()}")
+        self.dispatcher.start(lambda protocol: self.reactor.listenUDP(0, protocol,
+                                                                      interface=self.options.bind))
+
     def _spawn_workers(self) -> None:
         for index in range(1, self.options.workers):
             env = {**os.environ, WORKER_ENV: str(index)}
@@ -201,6 +225,8 @@ class RadiusDaemon:
             port.stopListening()
         for child in self.children:
             child.terminate()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         self.refresher.stop()
         self.committer.stop()
         self.writer.stop()

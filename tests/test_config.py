@@ -17,8 +17,9 @@ def test_example_file_documents_every_default() -> None:
     defaults = parse_config("", env={})
     assert loaded.database == defaults.database and loaded.radius == defaults.radius
     assert loaded.policy == defaults.policy and loaded.accounting == defaults.accounting
+    assert loaded.coa == defaults.coa
     assert (loaded.data_dir, loaded.timezone) == (defaults.data_dir, defaults.timezone)
-    for section in ("database", "radius", "policy", "accounting"):
+    for section in ("database", "radius", "policy", "accounting", "coa"):
         for key in getattr(Config(), section).__dataclass_fields__:
             assert f"\n{key} =" in EXAMPLE.read_text(), f"{section}.{key} is not documented"
 
@@ -57,9 +58,20 @@ def test_aaa_config_variable_locates_the_file(tmp_path: Path) -> None:
     ('[policy]\npartial_reduction = "half"', "policy.partial_reduction"),
     ("[policy]\npartial_reduction_value = 150", "policy.partial_reduction_value"),
     ("[radius\n", "not valid TOML"),
+    ('[coa]\ntimeouts = ["x"]', "coa.timeouts"),
+    ("[coa]\ntimeouts = []", "coa.timeouts"),
+    ("[coa]\ntimeouts = [0, 1]", "coa.timeouts"),
+    ("[coa]\npoll_interval = 0", "coa.poll_interval"),
+    ("[coa]\nfallback_disconnect = 1", "coa.fallback_disconnect"),
 ])
 def test_bad_values_name_the_key(text: str, key: str) -> None:
     """Each bad value raises ConfigError whose message names the key."""
     with pytest.raises(ConfigError) as info:
         parse_config(text, env={})
     assert key in str(info.value)
+
+
+def test_coa_section_reads_numbers() -> None:
+    """[coa] timeouts accept integers and floats (kept as float seconds)."""
+    config = parse_config("[coa]\ntimeouts = [1, 2.5]\npoll_interval = 0.5\n", env={})
+    assert config.coa.timeouts == (1.0, 2.5) and config.coa.poll_interval == 0.5
