@@ -18,7 +18,7 @@ from aaa.radius.transport import Clock
 
 
 class Scheduler(Clock, Protocol):
-    def callLater(self, delay: float, f: Callable[..., Any], *args: Any) -> Any: ...  # noqa: N802
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any) -> Any: ...
 
 
 @dataclass
@@ -85,7 +85,7 @@ class CoaClient(DatagramProtocol):
         del self._pending[key]
         pending.deferred.callback(pending.exchange)
 
-    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
+    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) < 20:
             return
         key = (addr[0], addr[1], data[1])
