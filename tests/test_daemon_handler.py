@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 
@@ -144,7 +143,7 @@ def test_chap_and_wrong_password() -> None:
 
 def test_learn_mac_and_proxy_state() -> None:
     """The first MAC is handed to the writer to learn; Proxy-State is echoed in order."""
-    handler, rows = make_handler()
+    handler, _ = make_handler()
     packet, _ = pap(extra=[("Calling-Station-Id", "aa-bb-cc-dd-ee-ff"), ("Proxy-State", b"one"),
                            ("Proxy-State", b"two")])
     reply = decode(handler.handle(packet, "10.0.0.1", 5000, 1000.0) or b"", DICT)
