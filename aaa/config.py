@@ -2,16 +2,19 @@
 
 Located by ``--config``, then ``AAA_CONFIG``, then ``./aaa.toml`` when present; with no
 file at all the embedded defaults apply (a SQLite database in ``./data``).
-``AAA_DATABASE_URL`` overrides ``database.url``. Every key is documented in
-``config/aaa.example.toml``. A bad file or value raises ``ConfigError`` naming the key.
+``AAA_DATABASE_URL`` overrides ``database.url`` and ``AAA_SECRETS_KEY`` ``secrets.key``.
+Every key is documented in ``config/aaa.example.toml``. A bad file or value raises
+``ConfigError`` naming the key.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -66,6 +69,16 @@ class CoaConfig:
     fallback_disconnect: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class SecretsConfig:
+    key: str = field(default="", repr=False)  # base64 of 32 bytes; AAA_SECRETS_KEY overrides
+    key_file: str = ""  # a file holding that base64 text (used when `key` is empty)
+    password_length: int = 16  # length of suggested equipment passwords
+
+
+SECRETS_KEY_BYTES = 32
+
+
 _CHOICES = {
     "policy.partial_reduction": ("relative", "absolute"),
     "policy.other_rate_unit": ("bps", "kbps"),
@@ -81,6 +94,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     accounting: AccountingConfig = field(default_factory=AccountingConfig)
     coa: CoaConfig = field(default_factory=CoaConfig)
+    secrets: SecretsConfig = field(default_factory=SecretsConfig)
     source: str = "<defaults>"
 
     @property
@@ -167,10 +181,26 @@ def _validate(config: Config) -> Config:
         raise ConfigError("coa.timeouts: 1 to 10 tries, each waiting more than 0 and at most 60 s")
     if not 0 < coa.poll_interval <= 60:
         raise ConfigError(f"coa.poll_interval: must be more than 0 and at most 60 s, got {coa.poll_interval}")
+    if not 8 <= config.secrets.password_length <= 128:
+        raise ConfigError("secrets.password_length: must be from 8 to 128 characters, "
+                          f"got {config.secrets.password_length}")
+    if config.secrets.key:
+        decode_secrets_key(config.secrets.key, "secrets.key")
     url = config.database_url
     if not (url.startswith("sqlite") or url.startswith("postgresql")):
         raise ConfigError(f"database.url: only sqlite:// and postgresql:// URLs are supported: {url}")
     return config
+
+
+def decode_secrets_key(text: str, name: str) -> bytes:
+    """The key bytes of a base64 key; ConfigError naming `name` (never echoing the value)."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name}: not valid base64") from None
+    if len(key) != SECRETS_KEY_BYTES:
+        raise ConfigError(f"{name}: must be the base64 of {SECRETS_KEY_BYTES} bytes, got {len(key)} bytes")
+    return key
 
 
 def parse_config(text: str, source: str = "<string>", env: Mapping[str, str] | None = None) -> Config:
@@ -184,6 +214,9 @@ def parse_config(text: str, source: str = "<string>", env: Mapping[str, str] | N
     overrides: dict[str, Any] = {"source": source}
     if env.get("AAA_DATABASE_URL"):
         overrides["database"] = DatabaseConfig(url=env["AAA_DATABASE_URL"], echo=config.database.echo)
+    if env.get("AAA_SECRETS_KEY"):
+        decode_secrets_key(env["AAA_SECRETS_KEY"], "AAA_SECRETS_KEY")
+        overrides["secrets"] = replace(config.secrets, key=env["AAA_SECRETS_KEY"])
     if env.get("AAA_DATA_DIR"):
         overrides["data_dir"] = env["AAA_DATA_DIR"]
     config = Config(**{**{f.name: getattr(config, f.name) for f in fields(Config)}, **overrides})

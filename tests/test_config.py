@@ -17,9 +17,9 @@ def test_example_file_documents_every_default() -> None:
     defaults = parse_config("", env={})
     assert loaded.database == defaults.database and loaded.radius == defaults.radius
     assert loaded.policy == defaults.policy and loaded.accounting == defaults.accounting
-    assert loaded.coa == defaults.coa
+    assert loaded.coa == defaults.coa and loaded.secrets == defaults.secrets
     assert (loaded.data_dir, loaded.timezone) == (defaults.data_dir, defaults.timezone)
-    for section in ("database", "radius", "policy", "accounting", "coa"):
+    for section in ("database", "radius", "policy", "accounting", "coa", "secrets"):
         for key in getattr(Config(), section).__dataclass_fields__:
             assert f"\n{key} =" in EXAMPLE.read_text(), f"{section}.{key} is not documented"
 
@@ -63,6 +63,9 @@ def test_aaa_config_variable_locates_the_file(tmp_path: Path) -> None:
     ("[coa]\ntimeouts = [0, 1]", "coa.timeouts"),
     ("[coa]\npoll_interval = 0", "coa.poll_interval"),
     ("[coa]\nfallback_disconnect = 1", "coa.fallback_disconnect"),
+    ('[secrets]\nkey = "not base64!"', "secrets.key"),
+    ('[secrets]\nkey = "c2hvcnQ="', "secrets.key"),
+    ("[secrets]\npassword_length = 4", "secrets.password_length"),
 ])
 def test_bad_values_name_the_key(text: str, key: str) -> None:
     """Each bad value raises ConfigError whose message names the key."""
@@ -75,3 +78,14 @@ def test_coa_section_reads_numbers() -> None:
     """[coa] timeouts accept integers and floats (kept as float seconds)."""
     config = parse_config("[coa]\ntimeouts = [1, 2.5]\npoll_interval = 0.5\n", env={})
     assert config.coa.timeouts == (1.0, 2.5) and config.coa.poll_interval == 0.5
+
+
+def test_secrets_key_from_environment() -> None:
+    """AAA_SECRETS_KEY overrides secrets.key; a bad one names the variable, not its value."""
+    key = "A" * 43 + "="
+    config = parse_config('[secrets]\nkey_file = "/k"\n', env={"AAA_SECRETS_KEY": key})
+    assert config.secrets.key == key and config.secrets.key_file == "/k"
+    assert key not in repr(config)
+    with pytest.raises(ConfigError) as info:
+        parse_config("", env={"AAA_SECRETS_KEY": "bad-key"})
+    assert "AAA_SECRETS_KEY" in str(info.value) and "bad-key" not in str(info.value)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from management.commands import customers, demo, importing, network, operators, plans, services
+from management.commands import customers, demo, importing, network, operators, passwords, plans, services
 
 
 def register(root: click.Group) -> None:
-    for module in (customers, plans, network, services, operators, importing, demo):
+    for module in (customers, plans, network, services, operators, importing, demo, passwords):
         for command in module.COMMANDS:
             root.add_command(command)
