@@ -8,11 +8,10 @@ first known value. That is what makes journal replays and NAS retransmissions sa
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.accounting.events import NAS_EVENTS, STOP, AcctEvent
@@ -21,6 +20,7 @@ from aaa.db.models import AcctSession
 NAS_REBOOT = "NAS-Reboot"
 STALE = "Stale"
 _CLOSE_CHUNK = 5_000
+_UPSERT_CHUNK = 1_000  # 18 columns: well under PostgreSQL's 65,535 parameters
 _KEEP_FIRST = ("acct_session_id", "nas_id", "nas_ip", "login", "service_id", "nas_port_id", "mac",
                "framed_ip", "ipv6_prefix", "delegated_ipv6_prefix")
 _MAXIMA = ("updated_at", "session_time", "input_octets", "output_octets")
@@ -63,25 +63,54 @@ def fold(events: Iterable[AcctEvent]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+_COLUMNS = ("unique_id", *_KEEP_FIRST, "started_at", "updated_at", "stopped_at", "session_time",
+            "input_octets", "output_octets", "terminate_cause")
+
+
+def _upsert_sql(dialect: str) -> str:
+    """INSERT ... ON CONFLICT (unique_id) DO UPDATE with the merge rule, per dialect."""
+    greatest, least = ("GREATEST", "LEAST") if dialect == "postgresql" else ("MAX", "MIN")
+    current = "acct_sessions"
+    updates = [f"{c} = COALESCE({current}.{c}, excluded.{c})" for c in _KEEP_FIRST]
+    updates += [f"{c} = {greatest}({current}.{c}, excluded.{c})" for c in _MAXIMA]
+    updates += [f"started_at = {least}({current}.started_at, excluded.started_at)",
+                f"stopped_at = COALESCE({current}.stopped_at, excluded.stopped_at)",
+                f"terminate_cause = COALESCE({current}.terminate_cause, excluded.terminate_cause)"]
+    values = "%s" if dialect == "postgresql" else f"({', '.join('?' * len(_COLUMNS))})"
+    return (f"INSERT INTO acct_sessions ({', '.join(_COLUMNS)}) VALUES {values} "
+            f"ON CONFLICT (unique_id) DO UPDATE SET {', '.join(updates)}")
+
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage form for SQLite DateTime
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime(_SQLITE_TIME)
+
+
 def upsert_sessions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """The merge rule in one statement per chunk, on the session's own DBAPI connection.
+
+    Hand-written SQL on purpose: compiling a multi-row ORM/Core upsert costs more than
+    the database's work, and this is the accounting hot path.
+    """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    greatest: Any
-    least: Any
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(AcctSession)
-        greatest, least = func.greatest, func.least
-    else:
-        stmt = sqlite.insert(AcctSession)
-        greatest, least = func.max, func.min  # SQLite's two-argument scalar max/min
-    table, new = AcctSession.__table__.c, stmt.excluded
-    changes: dict[str, Any] = {name: func.coalesce(table[name], new[name]) for name in _KEEP_FIRST}
-    changes.update({name: greatest(table[name], new[name]) for name in _MAXIMA})
-    changes["started_at"] = least(table.started_at, new.started_at)
-    changes["stopped_at"] = func.coalesce(table.stopped_at, new.stopped_at)
-    changes["terminate_cause"] = func.coalesce(table.terminate_cause, new.terminate_cause)
-    session.execute(stmt.on_conflict_do_update(index_elements=["unique_id"], set_=changes), rows)
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if dialect == "postgresql":
+            from psycopg2.extras import execute_values
+
+            tuples = [tuple(row[c] for c in _COLUMNS) for row in rows]
+            execute_values(cursor, _upsert_sql(dialect), tuples, page_size=_UPSERT_CHUNK)
+        else:
+            times = {"started_at", "updated_at", "stopped_at"}
+            tuples = [tuple(_sqlite_time(row[c]) if c in times else row[c] for c in _COLUMNS)
+                      for row in rows]
+            cursor.executemany(_upsert_sql(dialect), tuples)
+    finally:
+        cursor.close()
 
 
 def close_nas_sessions(sessions: sessionmaker[Session], nas_id: int, at: datetime,
