@@ -137,7 +137,8 @@ class RadiusDaemon:
         self.committer = GroupCommitter(
             self.sessions, self.journal, self.metrics,
             lambda group, ok: self.reactor.callFromThread(self.acct.finish, group, ok,
-                                                          self.reactor.seconds()))
+                                                          self.reactor.seconds()),
+            open_sessions=lambda rows: self.reactor.callFromThread(self.index.reconcile, rows))
         self.refresher = ViewRefresher(
             self.engine, self.sessions, lambda: self.handler.view,
             lambda fresh: self.reactor.callFromThread(self._view_changed, fresh), self.metrics)

@@ -4,6 +4,12 @@ The committer thread owns the database writes and the journal. An event is repor
 done (and only then acknowledged to the NAS) once it is in the database or fsync'd in
 the journal. While the journal holds anything, new groups are journaled too, so that the
 replay applies everything in arrival order; the replay is retried every second.
+
+Every few seconds (while the journal is empty) it also reads the open sessions back
+from the database and hands them to the open-session index: sessions closed elsewhere
+(`aaa sessions close-stale`, another daemon or worker) must stop counting against
+simultaneous use. Reading them on this thread, between groups, keeps the order right:
+the index gets the rows after every group they include and before any they do not.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aaa.accounting.events import AcctEvent
 from aaa.accounting.journal import Journal
 from aaa.daemon.metrics import Metrics
-from aaa.db.accounting import apply_events
+from aaa.db.accounting import apply_events, open_session_keys
 from aaa.log import log_event
 
 _REPLAY_CHUNK = 5_000
@@ -32,12 +38,15 @@ class Pending:
 
 
 Done = Callable[[list[Pending], bool], None]
+OpenRows = list[tuple[str, int | None, int | None]]
 
 
 class GroupCommitter:
     def __init__(self, sessions: sessionmaker[Session], journal: Journal, metrics: Metrics,
                  done: Done, capacity: int = 50_000, max_group: int = 5_000,
-                 linger: float = 0.002, retry_interval: float = 1.0) -> None:
+                 linger: float = 0.002, retry_interval: float = 1.0,
+                 open_sessions: Callable[[OpenRows], None] | None = None,
+                 index_interval: float = 5.0) -> None:
         self._sessions = sessions
         self.journal = journal
         self._metrics = metrics
@@ -49,6 +58,9 @@ class GroupCommitter:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="acct-committer", daemon=True)
         self._last_replay = 0.0
+        self._open_sessions = open_sessions
+        self._index_interval = index_interval
+        self._last_index = time.monotonic()
         self._journal_since: float | None = time.monotonic() if journal.records else None
         metrics.acct_queue.set_function(self._queue.qsize)
         metrics.acct_journal_records.set_function(lambda: self.journal.records)
@@ -95,6 +107,21 @@ class GroupCommitter:
                 return
             if self.journal.records and time.monotonic() - self._last_replay >= self._retry_interval:
                 self.replay()
+            if (self._open_sessions is not None and not self.journal.records
+                    and time.monotonic() - self._last_index >= self._index_interval):
+                self.reload_index()
+
+    def reload_index(self) -> None:
+        """Hand the database's open sessions to the index (skipped when the database is away)."""
+        assert self._open_sessions is not None
+        self._last_index = time.monotonic()
+        try:
+            with self._sessions() as session:
+                rows = open_session_keys(session)
+        except Exception as exc:
+            log_event("accounting_index_reload_failed", error=type(exc).__name__)
+            return
+        self._open_sessions(rows)
 
     def _commit(self, group: list[Pending]) -> None:
         events = [p.event for p in group]

@@ -38,6 +38,15 @@ class OpenSessionIndex:
         for unique_id, service_id, nas_id in rows:
             self._open(unique_id, service_id, nas_id)
 
+    def reconcile(self, rows: Iterable[tuple[str, int | None, int | None]]) -> None:
+        """Follow the database's open sessions: close what was closed elsewhere (stale
+        sessions, another daemon), open what another daemon opened."""
+        open_now = {unique_id: (service_id, nas_id) for unique_id, service_id, nas_id in rows}
+        for unique_id in self._sessions.keys() - open_now.keys():
+            self._close(unique_id)
+        for unique_id in open_now.keys() - self._sessions.keys():
+            self._open(unique_id, *open_now[unique_id])
+
     def _open(self, unique_id: str, service_id: int | None, nas_id: int | None) -> None:
         if unique_id in self._sessions or unique_id in self._stopped:
             return

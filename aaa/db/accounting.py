@@ -157,11 +157,16 @@ def open_sessions(session: Session, nas_id: int | None = None) -> list[AcctSessi
     return list(session.scalars(query))
 
 
+def open_session_keys(session: Session) -> list[tuple[str, int | None, int | None]]:
+    """(unique_id, service_id, nas_id) of every open session: what the index holds."""
+    return [(u, s, n) for u, s, n in session.execute(
+        select(AcctSession.unique_id, AcctSession.service_id, AcctSession.nas_id)
+        .where(AcctSession.stopped_at.is_(None)))]
+
+
 def open_index_rows(engine: Engine) -> list[tuple[str, int | None, int | None]]:
-    with engine.connect() as connection:
-        return [(u, s, n) for u, s, n in connection.execute(
-            select(AcctSession.unique_id, AcctSession.service_id, AcctSession.nas_id)
-            .where(AcctSession.stopped_at.is_(None)))]
+    with Session(engine) as session:
+        return open_session_keys(session)
 
 
 def close_stale(session: Session, before: datetime, now: datetime) -> int:
