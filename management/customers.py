@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 from aaa.db.enums import ServiceStatus
 from aaa.db.models import Customer, Service
-from management import audit
-from management.context import Context
+from management import audit, scope
+from management.context import Actor, Context
 from management.errors import NotFound, RuleViolation
 from management.validation import normalize_document
 
@@ -16,8 +16,9 @@ FIELDS = ("person_type", "name", "document", "email", "phones", "city", "state",
           "group_name", "origin", "active")
 
 
-def get_customer(session: Session, ref: str | int) -> Customer:
-    """A customer by id, or by CPF/CNPJ (with or without punctuation)."""
+def get_customer(session: Session, ref: str | int, *, actor: Actor | None = None) -> Customer:
+    """A customer by id, or by CPF/CNPJ (with or without punctuation); with `actor`, only
+    one of the cities he is limited to (management.scope)."""
     text_ref = str(ref).strip()
     customer: Customer | None = None
     if text_ref.isdigit() and len(text_ref) < 11:
@@ -30,7 +31,7 @@ def get_customer(session: Session, ref: str | int) -> Customer:
         customer = session.scalar(select(Customer).where(Customer.document == document))
     if customer is None:
         raise NotFound("customer", text_ref)
-    return customer
+    return scope.check_customer(session, actor, customer)
 
 
 def create_customer(
@@ -54,6 +55,7 @@ def create_customer(
                             f"a customer with document {normalized} already exists")
     if state is not None and len(state.strip()) != 2:
         raise RuleViolation("customer.state_invalid", f"state must be a 2-letter code: {state}")
+    scope.check_city(ctx.session, ctx.actor, city, "the new customer")
     customer = Customer(
         person_type=person_type.value, name=name.strip(), document=normalized, email=email,
         phones=phones, city=city, state=state.strip().upper() if state else None,
@@ -69,9 +71,9 @@ def create_customer(
 
 def list_customers(
     session: Session, active: bool | None = None, city: str | None = None,
-    search: str | None = None,
+    search: str | None = None, *, actor: Actor | None = None,
 ) -> list[Customer]:
-    query = select(Customer).order_by(Customer.id)
+    query = scope.restrict(select(Customer).order_by(Customer.id), session, actor)
     if active is not None:
         query = query.where(Customer.active == active)
     if city:
@@ -84,7 +86,7 @@ def list_customers(
 def inactivate_customer(ctx: Context, ref: str | int, note: str | None = None) -> Customer:
     """Hide a customer; refused while any of its services is not cancelled."""
     ctx.require("customers.inactivate")
-    customer = get_customer(ctx.session, ref)
+    customer = get_customer(ctx.session, ref, actor=ctx.actor)
     live = ctx.session.scalars(
         select(Service.login).where(
             Service.customer_id == customer.id, Service.status != ServiceStatus.CANCELLED.value

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from aaa.db.enums import MacBinding, ServiceStatus, TaskKind
 from aaa.db.models import Customer, ScheduledTask, Service
-from management import audit, coa
-from management.context import Context
+from management import audit, coa, scope
+from management.context import Actor, Context
 from management.customers import get_customer
 from management.errors import NotFound, RuleViolation
 from management.network import get_nas, get_subnet, subnet_containing, usable_hosts
@@ -42,22 +42,28 @@ SUSPEND_MODES = {
 }
 
 
-def find_service(session: Session, login: str) -> Service:
-    """The live service with this login, else the latest cancelled one."""
+def find_service(session: Session, login: str, *, actor: Actor | None = None) -> Service:
+    """The live service with this login, else the latest cancelled one; with `actor`, only
+    a service of a customer in the cities he is limited to (management.scope)."""
     service = session.scalar(
         select(Service).where(Service.login == login)
         .order_by((Service.status == CANCELLED).asc(), Service.id.desc()).limit(1)
     )
     if service is None:
         raise NotFound("service", login)
+    if actor is not None:
+        scope.check_city(session, actor, service.customer.city, f"service {login}")
     return service
 
 
 def list_services(
     session: Session, customer_id: int | None = None, status: str | None = None,
-    plan: str | None = None,
+    plan: str | None = None, *, actor: Actor | None = None,
 ) -> list[Service]:
     query = select(Service).order_by(Service.id)
+    if scope.visible_cities(session, actor) is not None:
+        query = scope.restrict(query.join(Customer, Service.customer_id == Customer.id),
+                               session, actor)
     if customer_id is not None:
         query = query.where(Service.customer_id == customer_id)
     if status:
@@ -150,6 +156,7 @@ def create_service(
     ctx.require("services.create")
     session = ctx.session
     owner = customer if isinstance(customer, Customer) else get_customer(session, customer)
+    scope.check_customer(session, ctx.actor, owner)
     if not owner.active:
         raise RuleViolation("customer.inactive", f"customer {owner.id} is inactive")
     plan_row = get_plan(session, plan)
@@ -191,7 +198,7 @@ def edit_service(
     """Change authentication and addressing fields; `None` for an optional field clears it."""
     ctx.require("services.edit")
     session = ctx.session
-    service = find_service(session, login)
+    service = find_service(session, login, actor=ctx.actor)
     if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     before = audit.snapshot(service, FIELDS)
@@ -246,7 +253,7 @@ def change_status(ctx: Context, login: str, status: str, note: str | None = None
     except ValueError:
         raise RuleViolation("service.status_invalid", f"unknown status {status}") from None
     ctx.require(_STATUS_PERMISSION[target])
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled; it cannot change")
     if target == ServiceStatus.AWAITING_MIGRATION:
@@ -272,7 +279,7 @@ def suspend(ctx: Context, login: str, mode: str, note: str | None = None) -> Ser
 
 def set_plan(ctx: Context, login: str, plan: str, note: str | None = None) -> Service:
     ctx.require("services.edit")
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     target = get_plan(ctx.session, plan)
@@ -289,7 +296,7 @@ def set_navigation(ctx: Context, login: str, download_kbps: int | None,
                    upload_kbps: int | None, until: datetime | None = None) -> Service:
     """Custom navigation: a speed override, optionally until a moment; None/None clears it."""
     ctx.require("services.edit")
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     clearing = download_kbps is None and upload_kbps is None
@@ -311,13 +318,13 @@ def set_navigation(ctx: Context, login: str, download_kbps: int | None,
 def associate(ctx: Context, login: str, other_login: str | None) -> Service:
     """Tie `login` (e.g. a fixed-IP service) to `other_login` (the browsing service)."""
     ctx.require("services.edit")
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     if other_login is None:
         before = audit.snapshot(service, FIELDS)
         service.associated_service_id, service.associated_service = None, None
         _touch(ctx, service, before, "dissociate")
         return service
-    other = find_service(ctx.session, other_login)
+    other = find_service(ctx.session, other_login, actor=ctx.actor)
     for row in (service, other):
         if row.status == CANCELLED:
             raise RuleViolation("service.cancelled", f"service {row.login} is cancelled")
@@ -337,7 +344,7 @@ def associate(ctx: Context, login: str, other_login: str | None) -> Service:
 
 # Authentication data that a migration carries from the old service to the new.
 _CARRIED = ("login", "password", "mac", "mac_binding", "interface", "nas_id", "ipv4",
-            "subnet_id", "ipv6_prefix", "simultaneous_use", "associated_service_id")
+            "subnet_id", "ipv6_prefix", "simultaneous_use", "associated_service_id", "pon_port_id")
 
 
 def migrate(ctx: Context, login: str, plan: str, deferred: bool = False,
@@ -350,7 +357,7 @@ def migrate(ctx: Context, login: str, plan: str, deferred: bool = False,
     """
     ctx.require("services.migrate")
     session = ctx.session
-    old = find_service(session, login)
+    old = find_service(session, login, actor=ctx.actor)
     if old.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     if old.status == ServiceStatus.AWAITING_MIGRATION:
@@ -392,6 +399,8 @@ def _complete_migration(ctx: Context, new: Service, note: str | None) -> Service
     for name, value in carried.items():
         setattr(new, name, value)
     new.status = ServiceStatus.ENABLED.value
+    from management.addresses import carry_addresses  # here: addresses imports this module
+    carry_addresses(ctx, old, new)
     _touch(ctx, old, old_before, "migrated_out", note=f"migrated to plan {new.plan.name}",
            live_change=coa.DISCONNECT)
     _touch(ctx, new, new_before, "migrated_in", note=note or f"migrated from service {old.id}")
@@ -407,10 +416,10 @@ def _complete_migration(ctx: Context, new: Service, note: str | None) -> Service
 def transfer(ctx: Context, login: str, customer: str | int, note: str | None = None) -> Service:
     """Change of ownership (troca de titularidade): history on both customers."""
     ctx.require("services.migrate")
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
-    target = get_customer(ctx.session, customer)
+    target = get_customer(ctx.session, customer, actor=ctx.actor)
     if not target.active:
         raise RuleViolation("customer.inactive", f"customer {target.id} is inactive")
     if target.id == service.customer_id:
@@ -432,7 +441,7 @@ def schedule(ctx: Context, login: str, status: str, on: date, note: str | None =
         raise RuleViolation("service.status_invalid", f"unknown status {status}") from None
     ctx.require("services.schedule")
     ctx.require(_STATUS_PERMISSION[target])
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     if target == ServiceStatus.AWAITING_MIGRATION:

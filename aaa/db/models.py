@@ -148,6 +148,7 @@ class Service(Base):
     note: Mapped[str | None] = mapped_column(Text)
     migrated_from_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    pon_port_id: Mapped[int | None] = mapped_column(ForeignKey("olt_ports.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

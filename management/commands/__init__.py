@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from management.commands import customers, demo, importing, network, operators, passwords, plans, services
+from management.commands import inventory as inventory_commands
 
 
 def register(root: click.Group) -> None:
     for module in (customers, plans, network, services, operators, importing, demo, passwords):
         for command in module.COMMANDS:
             root.add_command(command)
+    inventory_commands.register(root)

@@ -6,6 +6,7 @@ import click
 
 from aaa.cliutil import AppState, format_option, pass_state, render
 from management import customers, serialize
+from management.context import load_actor
 
 
 @click.group("customer")
@@ -45,7 +46,8 @@ def add(state: AppState, name: str, document: str, email: str | None, phones: st
 def list_(state: AppState, active: bool | None, city: str | None, search: str | None) -> None:
     """List customers."""
     with state.reading() as session:
-        rows = customers.list_customers(session, active, city, search)
+        rows = customers.list_customers(session, active, city, search,
+                                        actor=load_actor(session, state.operator_login))
         render(state, [serialize.customer(c) for c in rows])
 
 
@@ -56,7 +58,8 @@ def list_(state: AppState, active: bool | None, city: str | None, search: str | 
 def show(state: AppState, customer: str) -> None:
     """Show one customer with its services."""
     with state.reading() as session:
-        row = customers.get_customer(session, customer)
+        row = customers.get_customer(session, customer,
+                                     actor=load_actor(session, state.operator_login))
         data = serialize.customer(row)
         data["services"] = [f"{s.login} ({s.status})" for s in row.services]
     render(state, data)

@@ -6,6 +6,7 @@ import click
 
 from aaa.cliutil import AppState, format_option, pass_state, render
 from management import history, operators, serialize
+from management.context import load_actor
 from management.permissions import PERMISSIONS
 
 
@@ -96,10 +97,11 @@ def history_command(state: AppState, login: str | None, customer: str | None,
     if sum(x is not None for x in (login, customer, operator_login)) != 1:
         raise click.UsageError("give exactly one of LOGIN, --customer or --operator")
     with state.reading() as session:
+        actor = load_actor(session, state.operator_login)
         if login is not None:
-            rows = history.for_login(session, login)
+            rows = history.for_login(session, login, actor=actor)
         elif customer is not None:
-            rows = history.for_customer(session, customer)
+            rows = history.for_customer(session, customer, actor=actor)
         else:
             rows = history.for_operator(session, operator_login or "")
         render(state, [serialize.history(h) for h in rows])

@@ -7,6 +7,7 @@ import click
 from aaa.cliutil import AppState, format_option, parse_date, parse_moment, pass_state, render
 from aaa.db.enums import MacBinding, ServiceStatus
 from management import network, serialize, services
+from management.context import load_actor
 
 STATUSES = [s.value for s in ServiceStatus]
 
@@ -58,7 +59,9 @@ def add(state: AppState, customer: str, plan: str, login: str, password: str, st
 def list_(state: AppState, customer: int | None, status: str | None, plan: str | None) -> None:
     """List services."""
     with state.reading() as session:
-        render(state, [serialize.service(s) for s in services.list_services(session, customer, status, plan)])
+        actor = load_actor(session, state.operator_login)
+        rows = services.list_services(session, customer, status, plan, actor=actor)
+        render(state, [serialize.service(s) for s in rows])
 
 
 @service_group.command("show")
@@ -68,7 +71,8 @@ def list_(state: AppState, customer: int | None, status: str | None, plan: str |
 def show(state: AppState, login: str) -> None:
     """Show one service (the live one when a login was re-used)."""
     with state.reading() as session:
-        service = services.find_service(session, login)
+        service = services.find_service(session, login,
+                                        actor=load_actor(session, state.operator_login))
         data = serialize.service(service)
         data["scheduled"] = [serialize.task(t) for t in services.pending_tasks(session, login)]
     render(state, data)
