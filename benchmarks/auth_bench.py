@@ -88,11 +88,12 @@ class Server:
 
     def __init__(self, url: str, workdir: Path, workers: int) -> None:
         self.port = free_port()
+        self.acct_port = free_port()
         self.metrics_port = free_port()
         env = {**os.environ, "AAA_DATABASE_URL": url, "AAA_ADMIN_PASSWORD": "bench-admin"}
         self.process = subprocess.Popen(
             [str(AAA), "serve", "--bind", "127.0.0.1", "--auth-port", str(self.port),
-             "--acct-port", str(free_port()), "--metrics-port", str(self.metrics_port),
+             "--acct-port", str(self.acct_port), "--metrics-port", str(self.metrics_port),
              "--workers", str(workers)],
             cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []

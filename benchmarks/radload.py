@@ -56,6 +56,8 @@ from aaa.radius.digest import hmac_md5, md5
 ACCESS_REQUEST = 1
 ACCESS_ACCEPT = 2
 ACCESS_REJECT = 3
+ACCOUNTING_REQUEST = 4
+ACCOUNTING_RESPONSE = 5
 _MA_ZERO = b"\x50\x12" + bytes(16)
 
 
@@ -84,6 +86,9 @@ class LoadConfig:
     timeout: float = 2.0
     nas_ip: str = "127.0.0.1"
     port_id: str = "vlan100"
+    # "auth": Access-Requests; "start": Accounting Start per subscriber; "interim":
+    # Interim-Updates of those sessions with counters that grow every round.
+    accounting: str = ""
 
 
 @dataclass
@@ -107,6 +112,10 @@ class LoadResult:
     rate: float = 0.0
     procs: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return self.wrong_code + self.bad_authenticator + self.stray + self.timeouts
 
     def summary(self) -> str:
         mode = (f"window {self.window}" if self.mode == "window"
@@ -152,6 +161,25 @@ def _hide(password: bytes, secret: bytes, authenticator: bytes) -> bytes:
     return b"".join(out)
 
 
+def _accounting_packet(dictionary: Any, sub: Subscriber, index: int, round_: int, ident: int,
+                       config: LoadConfig) -> bytes:
+    """An Accounting-Request (Start or Interim-Update) of subscriber `index`'s session."""
+    status = "Start" if config.accounting == "start" else "Interim-Update"
+    items: list[tuple[str, object]] = [
+        ("User-Name", sub.login), ("Acct-Status-Type", status),
+        ("Acct-Session-Id", f"bench-{index:08x}"), ("NAS-IP-Address", config.nas_ip),
+        ("NAS-Port", 15_728_640 + index), ("NAS-Port-Id", config.port_id),
+        ("Calling-Station-Id", sub.mac), ("Framed-IP-Address", f"100.64.{index >> 8 & 255}.{index & 255}"),
+    ]
+    if status != "Start":
+        items += [("Acct-Session-Time", 300 * (round_ + 1)), ("Acct-Input-Octets", 1_000_000 * (round_ + 1)),
+                  ("Acct-Output-Octets", 9_000_000 * (round_ + 1))]
+    body = encode_attributes(dictionary, items)
+    length = 20 + len(body)
+    header = bytes((ACCOUNTING_REQUEST, ident, length >> 8, length & 0xFF))
+    return header + md5(header + bytes(16) + body + config.secret) + body
+
+
 def build_packets(subscribers: Sequence[Subscriber], config: LoadConfig, count: int, sockets: int,
                   offset: int = 0) -> list[list[bytes]]:
     """`count` distinct Access-Requests dealt round-robin to `sockets` lists; in each
@@ -166,6 +194,11 @@ def build_packets(subscribers: Sequence[Subscriber], config: LoadConfig, count: 
     for k in range(count):
         index = (offset + k) % nsubs
         sub = subscribers[index]
+        if config.accounting:
+            target = per_socket[k % sockets]
+            target.append(_accounting_packet(dictionary, sub, index, (offset + k) // nsubs,
+                                             len(target) & 0xFF, config))
+            continue
         static = statics.get(index)
         if static is None:
             static = statics[index] = (_static_attributes(dictionary, sub, index, config),
