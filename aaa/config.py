@@ -70,6 +70,18 @@ class CoaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PortalConfig:
+    enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = 9814
+    session_ttl: int = 1800  # seconds a portal login lasts
+    login_attempts: int = 5  # failed logins per CPF/CNPJ within login_window
+    login_attempts_per_ip: int = 20  # failed logins per client address within login_window
+    login_window: int = 900  # seconds
+    allow_self_service_tickets: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SecretsConfig:
     key: str = field(default="", repr=False)  # base64 of 32 bytes; AAA_SECRETS_KEY overrides
     key_file: str = ""  # a file holding that base64 text (used when `key` is empty)
@@ -94,6 +106,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     accounting: AccountingConfig = field(default_factory=AccountingConfig)
     coa: CoaConfig = field(default_factory=CoaConfig)
+    portal: PortalConfig = field(default_factory=PortalConfig)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     source: str = "<defaults>"
 
@@ -186,6 +199,12 @@ def _validate(config: Config) -> Config:
                           f"got {config.secrets.password_length}")
     if config.secrets.key:
         decode_secrets_key(config.secrets.key, "secrets.key")
+    portal = config.portal
+    if not 0 <= portal.port <= 65535:
+        raise ConfigError(f"portal.port: not a port number: {portal.port}")
+    for key in ("session_ttl", "login_attempts", "login_attempts_per_ip", "login_window"):
+        if getattr(portal, key) < 1:
+            raise ConfigError(f"portal.{key}: must be at least 1")
     url = config.database_url
     if not (url.startswith("sqlite") or url.startswith("postgresql")):
         raise ConfigError(f"database.url: only sqlite:// and postgresql:// URLs are supported: {url}")

@@ -49,6 +49,7 @@ class ServeOptions:
     metrics_port: int
     workers: int = 1
     worker_index: int = 0
+    portal_port: int | None = None  # None: portal.enabled decides
 
 
 def handler_settings(config: Config) -> HandlerSettings:
@@ -146,6 +147,7 @@ class RadiusDaemon:
         self.refresher.start()
         self.committer.start()
         self._start_coa()
+        self._start_portal()
         protocol = RadiusProtocol(self.handler.handle, self.reactor, self.metrics.latency.observer("auth"),
                                   lambda: self.metrics.drop("internal_error", "any"))
         sock = udp_socket(opts.bind, opts.auth_port, reuse_port=opts.workers > 1)
@@ -200,6 +202,27 @@ class RadiusDaemon:
             claimer=f"{socket.gethostname()}:{os.getpid()}")
         self.dispatcher.start(lambda protocol: self.reactor.listenUDP(0, protocol,
                                                                       interface=self.options.bind))
+
+    def _start_portal(self) -> None:
+        """The subscriber-portal API: worker 0 only (its logins live in memory); on when
+        `--portal-port` is given or portal.enabled is set."""
+        portal = self.config.portal
+        port = self.options.portal_port
+        if self.options.worker_index != 0 or (port is None and not portal.enabled):
+            return
+        from twisted.internet.threads import deferToThreadPool
+
+        from aaa.portal.api import PortalSettings, portal_site
+
+        pool = self.reactor.getThreadPool()
+        site = portal_site(self.sessions, PortalSettings.from_config(portal), self.reactor.seconds,
+                           lambda f: deferToThreadPool(self.reactor, pool, f), self.config.zone,
+                           self.reactor)
+        listening = self.reactor.listenTCP(portal.port if port is None else port, site,
+                                           interface=portal.bind)
+        self.ports.append(listening)
+        log_event("portal", bind=portal.bind, port=listening.getHost().port,
+                  self_service_tickets=portal.allow_self_service_tickets)
 
     def _spawn_workers(self) -> None:
         for index in range(1, self.options.workers):

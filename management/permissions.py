@@ -24,7 +24,11 @@ PERMISSIONS: dict[str, str] = {
     "addresses.edit": "service and customer addresses, grouping neighbourhoods",
     "passwords.view": "see equipment passwords",
     "passwords.edit": "add, change and delete equipment passwords",
+    "tickets.open": "open and edit support tickets, add messages to them",
     "tickets.finish": "finish support tickets",
+    "tickets.configure": "ticket types and service-order closing reasons",
+    "orders.open": "open service orders from tickets",
+    "orders.close": "close service orders with a closing reason",
 }
 
 

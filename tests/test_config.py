@@ -18,8 +18,9 @@ def test_example_file_documents_every_default() -> None:
     assert loaded.database == defaults.database and loaded.radius == defaults.radius
     assert loaded.policy == defaults.policy and loaded.accounting == defaults.accounting
     assert loaded.coa == defaults.coa and loaded.secrets == defaults.secrets
+    assert loaded.portal == defaults.portal
     assert (loaded.data_dir, loaded.timezone) == (defaults.data_dir, defaults.timezone)
-    for section in ("database", "radius", "policy", "accounting", "coa", "secrets"):
+    for section in ("database", "radius", "policy", "accounting", "coa", "secrets", "portal"):
         for key in getattr(Config(), section).__dataclass_fields__:
             assert f"\n{key} =" in EXAMPLE.read_text(), f"{section}.{key} is not documented"
 
@@ -66,6 +67,9 @@ def test_aaa_config_variable_locates_the_file(tmp_path: Path) -> None:
     ('[secrets]\nkey = "not base64!"', "secrets.key"),
     ('[secrets]\nkey = "c2hvcnQ="', "secrets.key"),
     ("[secrets]\npassword_length = 4", "secrets.password_length"),
+    ("[portal]\nport = 70000", "portal.port"),
+    ("[portal]\nsession_ttl = 0", "portal.session_ttl"),
+    ("[portal]\nenabled = 1", "portal.enabled"),
 ])
 def test_bad_values_name_the_key(text: str, key: str) -> None:
     """Each bad value raises ConfigError whose message names the key."""

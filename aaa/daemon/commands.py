@@ -27,9 +27,12 @@ from management.errors import NotFound, RuleViolation
               help="Prometheus /metrics port (0: off). Worker N listens on port + N.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes sharing the RADIUS ports with SO_REUSEPORT.")
+@click.option("--portal-port", type=click.IntRange(0, 65535),
+              help="Serve the subscriber-portal API on this port (default: portal.enabled, portal.port).")
 @pass_state
 def serve_command(state: AppState, bind: str | None, auth_port: int | None, acct_port: int | None,
-                  metrics_port: int | None, workers: int) -> None:
+                  metrics_port: int | None, workers: int,
+                  portal_port: int | None = None) -> None:
     """Run the RADIUS server (authentication; accounting arrives with its own issue)."""
     from aaa.service import WORKER_ENV, ServeOptions, serve
 
@@ -40,6 +43,7 @@ def serve_command(state: AppState, bind: str | None, auth_port: int | None, acct
         acct_port=radius.acct_port if acct_port is None else acct_port,
         metrics_port=radius.metrics_port if metrics_port is None else metrics_port,
         workers=workers, worker_index=int(os.environ.get(WORKER_ENV, "0")),
+        portal_port=portal_port,
     )
     serve(state.config, state.config_path, options)
 
