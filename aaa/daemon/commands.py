@@ -33,7 +33,7 @@ from management.errors import NotFound, RuleViolation
 def serve_command(state: AppState, bind: str | None, auth_port: int | None, acct_port: int | None,
                   metrics_port: int | None, workers: int,
                   portal_port: int | None = None) -> None:
-    """Run the RADIUS server (authentication; accounting arrives with its own issue)."""
+    """Run the RADIUS server: authentication, accounting, CoA/Disconnect dispatcher, portal API."""
     from aaa.service import WORKER_ENV, ServeOptions, serve
 
     radius = state.config.radius
