@@ -11,6 +11,7 @@ from aaa.cliutil import FORMATS, AppState, default_operator, run_cli
 from aaa.coa import commands as coa_commands
 from aaa.daemon import commands as daemon_commands
 from aaa.db.cli import db_group
+from billing_bridge import commands as billing_commands
 from management.commands import register
 
 
@@ -37,6 +38,7 @@ for command in daemon_commands.COMMANDS + accounting_commands.COMMANDS + coa_com
 for report in accounting_commands.REPORTS:
     daemon_commands.report_group.add_command(report)
 register(root)
+billing_commands.register(root)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aaa.db.models import Invoice, Routine, RoutineRun, ScheduledTask, Service
 from billing_bridge import bridge, trust
 from billing_bridge.rules import MANAGED
-from management import connections
+from management import audit, connections
 from management.context import Actor, Context
 from management.errors import NotFound, RuleViolation
 from management.services import change_status
@@ -220,3 +220,58 @@ def paid_since(session: Session, since: datetime) -> tuple[list[int], datetime |
         .where(Invoice.updated_at > since, Invoice.updated_at <= latest,
                Service.status.in_(MANAGED - {"enabled"})).distinct()))
     return ids, latest
+
+
+# --- managing the stored routines ---------------------------------------------------------
+
+CRON_FIELDS = ("month", "day", "weekday", "hour", "minute")
+
+
+def list_routines(session: Session) -> list[Routine]:
+    return list(session.scalars(select(Routine).order_by(Routine.name)))
+
+
+def add_routine(ctx: Context, name: str, task: str, month: str = "*", day: str = "*",
+                weekday: str = "*", hour: str = "*", minute: str = "0") -> Routine:
+    """Store a routine; its cron fields are checked now, not when it first runs."""
+    ctx.require("routines.manage")
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise RuleViolation("routine.name_invalid", "routine name: 1-100 characters")
+    if task not in TASKS:
+        raise RuleViolation("routine.task_unknown",
+                            f"unknown task {task}; one of {', '.join(sorted(TASKS))}")
+    if ctx.session.scalar(select(Routine.id).where(Routine.name == name)):
+        raise RuleViolation("routine.duplicate", f"routine {name} already exists")
+    fields = {"month": month, "day": day, "weekday": weekday, "hour": hour, "minute": minute}
+    for key, text in fields.items():
+        parse_field(key, text)
+    routine = Routine(name=name, task=task, enabled=True, created_at=ctx.now,
+                      **{k: v.replace(" ", "") for k, v in fields.items()})
+    ctx.session.add(routine)
+    ctx.session.flush()
+    audit.record(ctx, "routine", routine.id, "create", {"task": [None, task], **{
+        k: [None, getattr(routine, k)] for k in CRON_FIELDS}}, note=name)
+    return routine
+
+
+def remove_routine(ctx: Context, name: str) -> Routine:
+    """Delete a routine; its past runs stay in the log (detached from it)."""
+    ctx.require("routines.manage")
+    routine = get_routine(ctx.session, name)
+    if routine.locked_by is not None and routine.locked_at is not None \
+            and routine.locked_at >= ctx.now - _STALE_LOCK:
+        raise RuleViolation("routine.running", f"routine {name} is running ({routine.locked_by})")
+    ctx.session.execute(update(RoutineRun).where(RoutineRun.routine_id == routine.id)
+                        .values(routine_id=None))
+    audit.record(ctx, "routine", routine.id, "remove", {"task": [routine.task, None]}, note=name)
+    ctx.session.delete(routine)
+    ctx.session.flush()
+    return routine
+
+
+def list_runs(session: Session, name: str | None = None, limit: int = 100) -> list[RoutineRun]:
+    query = select(RoutineRun).order_by(RoutineRun.id.desc()).limit(limit)
+    if name is not None:
+        query = query.where(RoutineRun.routine_id == get_routine(session, name).id)
+    return list(session.scalars(query))

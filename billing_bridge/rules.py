@@ -92,8 +92,9 @@ class Change:
 
 def targets(services: Iterable[ServiceDebt]) -> list[Change]:
     """The status changes to make: each managed service takes the stricter verdict of itself
-    and the services associated with it (either way); unmanaged ones and those under a
-    trust unlock stay as they are."""
+    and the services associated with it (either way); unmanaged ones stay as they are, and
+    so do those under a trust unlock unless their debt is settled (then they are enabled,
+    which ends the trust)."""
     by_id: Mapping[int, ServiceDebt] = {s.service_id: s for s in services}
     partners: dict[int, list[int]] = {}
     for s in by_id.values():
@@ -102,7 +103,7 @@ def targets(services: Iterable[ServiceDebt]) -> list[Change]:
             partners.setdefault(s.associated_service_id, []).append(s.service_id)
     changes = []
     for s in by_id.values():
-        if s.status not in MANAGED or s.trust_in_force:
+        if s.status not in MANAGED:
             continue
         verdict = s.verdict
         for partner_id in partners.get(s.service_id, ()):
@@ -111,6 +112,8 @@ def targets(services: Iterable[ServiceDebt]) -> list[Change]:
                 candidate = Verdict(partner.verdict.status,
                                     f"associated service {partner.login}: {partner.verdict.reason}")
                 verdict = stricter(verdict, candidate)
+        if s.trust_in_force and verdict.status != ENABLED:
+            continue  # the trust holds; only a debt settled meanwhile ends it early
         if verdict.status != s.status:
             changes.append(Change(s.service_id, s.login, s.status, verdict.status, verdict.reason))
     return changes

@@ -17,6 +17,8 @@ PERMISSIONS: dict[str, str] = {
     "services.migrate": "migrate services to another plan or customer",
     "services.trust_unlock": "unlock a suspended service in trust until a date",
     "services.schedule": "schedule status changes",
+    "billing.edit": "payment methods, invoices and payments (the billing contract by hand)",
+    "routines.manage": "add and remove routines (scheduled suspension, enable, expiries)",
     "coa.send": "send Disconnect/CoA to live sessions by hand",
     "sessions.manage": "close stale sessions and run connection alarms",
     "operators.manage": "create operators, grant permissions, limit them to cities",
