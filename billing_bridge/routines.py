@@ -202,12 +202,14 @@ def _log(sessions: sessionmaker[Session], routine_id: int | None, task: str, sta
 
 
 def due_routines(session: Session, now: datetime, zone: Any) -> list[str]:
-    """Names of enabled routines due this minute that have not run in it yet."""
+    """Names of enabled routines due this minute that have not run in it yet and that no
+    other worker is running now (that one will log the run)."""
     local = now.astimezone(zone).replace(second=0, microsecond=0)
     minute_start = local.astimezone(now.tzinfo)
     return [r.name for r in session.scalars(select(Routine).where(Routine.enabled.is_(True))
                                             .order_by(Routine.id))
-            if matches(r, local) and (r.last_run_at is None or r.last_run_at < minute_start)]
+            if matches(r, local) and (r.last_run_at is None or r.last_run_at < minute_start)
+            and (r.locked_by is None or r.locked_at is None or r.locked_at < now - _STALE_LOCK)]
 
 
 def paid_since(session: Session, since: datetime) -> tuple[list[int], datetime | None]:

@@ -76,8 +76,8 @@ def enqueue_many(ctx: Context, service_ids: list[int], kind: str, reason: str) -
             AcctSession.service_id.in_(chunk), AcctSession.stopped_at.is_(None)).distinct()))
     if not online:
         return 0
-    logins = dict(ctx.session.execute(select(Service.id, Service.login).where(
-        Service.id.in_(sorted(online)))).tuples().all())
+    logins: dict[int, str] = {service_id: login for service_id, login in ctx.session.execute(
+        select(Service.id, Service.login).where(Service.id.in_(sorted(online))))}
     ctx.session.execute(insert(CoaJob), [
         {"created_at": ctx.now, "service_id": service_id, "login": logins[service_id], "kind": kind,
          "reason": reason, "operator_login": ctx.actor.login, "fallback_disconnect": True,
