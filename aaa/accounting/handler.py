@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from aaa.accounting.committer import Pending
 from aaa.accounting.events import event_from_packet
 from aaa.accounting.index import OpenSessionIndex
+from aaa.daemon.handler import too_many_proxy_states
 from aaa.daemon.metrics import Metrics
 from aaa.policy.view import SubscriberView
 from aaa.radius import (
@@ -61,6 +62,9 @@ class AcctHandler:
         if not verify_request_authenticator(packet, nas.secret) or (
                 packet.has_message_authenticator and not verify_message_authenticator(packet, nas.secret)):
             self.metrics.drop("bad_authenticator", nas.name)
+            return None
+        if too_many_proxy_states(packet):  # the same limit as for Access-Requests
+            self.metrics.drop("proxy_state_limit", nas.name)
             return None
         key = request_key(host, port, packet)
         cached = self.dedup.lookup(key, now)

@@ -37,6 +37,7 @@ from aaa.radius import (
     verify_message_authenticator,
 )
 from aaa.radius.dictionary import Dictionary
+from aaa.radius.errors import EncodeError
 
 AuthSink = Callable[[AuthRecord, str | None], None]  # the record, and a MAC to learn
 
@@ -54,6 +55,23 @@ _MS_CHAP_RESPONSE = (_MS, 1)
 _MS_CHAP_CHALLENGE = (_MS, 11)
 _MS_CHAP2_RESPONSE = (_MS, 25)
 UNKNOWN_CLIENT_LOG_INTERVAL = 10.0  # seconds: at most one log line per interval
+# Proxy-State limits: a request carrying more than this many Proxy-State attributes is
+# dropped (a proxy chain that long is a loop or an attack: RFC 2865 has each proxy add
+# one), and so is one whose reply, which must echo them all, would exceed 4096 octets.
+MAX_PROXY_STATES = 8
+_PROXY_STATE = 33
+_PROXY_STATE_OCTET = b"!"  # chr(33): a packet without this octet has no Proxy-State
+
+
+def too_many_proxy_states(packet: Packet) -> bool:
+    """True when the request carries more than MAX_PROXY_STATES Proxy-State attributes."""
+    if _PROXY_STATE_OCTET not in packet.raw:  # the common case costs one C-level scan
+        return False
+    count = 0
+    for key, _ in packet.attributes:
+        if key == _PROXY_STATE:
+            count += 1
+    return count > MAX_PROXY_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +146,9 @@ class AuthHandler:
         elif nas.require_message_authenticator or code == _STATUS_SERVER:
             self.metrics.drop("missing_message_authenticator", nas.name)
             return None
+        if too_many_proxy_states(packet):
+            self.metrics.drop("proxy_state_limit", nas.name)
+            return None
         key = request_key(host, port, packet)
         cached = self.dedup.get(key, now)
         if isinstance(cached, bytes):
@@ -140,6 +161,11 @@ class AuthHandler:
             answer = self._access(packet, nas, now)
         except MalformedPacket:
             self.metrics.drop("malformed", nas.name)
+            return None
+        except EncodeError:
+            # The reply (our attributes plus the echoed Proxy-States) would exceed 4096
+            # octets: no valid answer exists, so stay silent and count it.
+            self.metrics.drop("proxy_state_limit", nas.name)
             return None
         if answer is not None:
             self.dedup.store(key, answer, now)
