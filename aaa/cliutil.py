@@ -27,6 +27,7 @@ from aaa.config import Config, ConfigError, load_config
 from aaa.db.engine import make_engine, session_factory
 from management.context import Context, load_actor
 from management.errors import RuleViolation
+from management.subscriber_passwords import sealing_key
 
 FORMATS = ("table", "json", "csv")
 EXIT_RULE = 1
@@ -78,7 +79,8 @@ class AppState:
         """One transaction acting as the CLI's operator; committed only if nothing raised."""
         with self.session() as session, session.begin():
             actor = load_actor(session, operator or self.operator_login)
-            yield Context(session=session, actor=actor, now=self.clock(), zone=self.zone)
+            yield Context(session=session, actor=actor, now=self.clock(), zone=self.zone,
+                          password_key=sealing_key(self.config.secrets))
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

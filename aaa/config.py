@@ -42,6 +42,9 @@ class RadiusConfig:
     session_timeout: int = 0
     strip_realm: bool = False
     extra_dictionaries: tuple[str, ...] = ()
+    # SO_RCVBUF of the authentication socket: bounds how long a request can wait in the
+    # kernel under overload (the kernel doubles it for its own bookkeeping).
+    receive_buffer_kb: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ class SecretsConfig:
     key: str = field(default="", repr=False)  # base64 of 32 bytes; AAA_SECRETS_KEY overrides
     key_file: str = ""  # a file holding that base64 text (used when `key` is empty)
     password_length: int = 16  # length of suggested equipment passwords
+    encrypt_subscriber_passwords: bool = False  # seal services' PPPoE passwords with `key`
 
 
 SECRETS_KEY_BYTES = 32
@@ -182,6 +186,9 @@ def _validate(config: Config) -> Config:
         port = getattr(config.radius, key)
         if not 0 <= port <= 65535:
             raise ConfigError(f"radius.{key}: not a port number: {port}")
+    if not 16 <= config.radius.receive_buffer_kb <= 65536:
+        raise ConfigError("radius.receive_buffer_kb: must be from 16 to 65536 (KiB), "
+                          f"got {config.radius.receive_buffer_kb}")
     for key, allowed in _CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)

@@ -37,6 +37,7 @@ from aaa.policy.vendors import OtherVendorRates
 from aaa.radius import DuplicateCache, load_dictionary
 from aaa.radius.dictionary import Dictionary
 from aaa.radius.transport import RadiusProtocol
+from management import subscriber_passwords
 
 WORKER_ENV = "AAA_WORKER_INDEX"
 
@@ -105,6 +106,7 @@ class RadiusDaemon:
         self.metrics = Metrics()
         self.engine = make_engine(config.database_url, config.database.echo)
         self.sessions = session_factory(self.engine)
+        self.open_password = subscriber_passwords.opener(config.secrets)
         self.ports: list[Any] = []  # twisted IListeningPort
         self.children: list[subprocess.Popen[bytes]] = []
 
@@ -116,7 +118,7 @@ class RadiusDaemon:
 
     def start(self) -> None:
         with self.sessions() as session, session.begin():
-            view = load_view(session)
+            view = load_view(session, self.open_password)
         self.metrics.view_services.set(len(view.services_by_id))
         self.metrics.view_seq.set(view.seq)
         dictionary = dictionary_for(self.config)
@@ -142,7 +144,8 @@ class RadiusDaemon:
             open_sessions=lambda rows: self.reactor.callFromThread(self.index.reconcile, rows))
         self.refresher = ViewRefresher(
             self.engine, self.sessions, lambda: self.handler.view,
-            lambda fresh: self.reactor.callFromThread(self._view_changed, fresh), self.metrics)
+            lambda fresh: self.reactor.callFromThread(self._view_changed, fresh), self.metrics,
+            open_password=self.open_password)
         self.writer.start()
         self.refresher.start()
         self.committer.start()
@@ -217,7 +220,7 @@ class RadiusDaemon:
         pool = self.reactor.getThreadPool()
         site = portal_site(self.sessions, PortalSettings.from_config(portal), self.reactor.seconds,
                            lambda f: deferToThreadPool(self.reactor, pool, f), self.config.zone,
-                           self.reactor)
+                           self.reactor, self.open_password)
         listening = self.reactor.listenTCP(portal.port if port is None else port, site,
                                            interface=portal.bind)
         self.ports.append(listening)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -35,6 +36,7 @@ class Context:
     actor: Actor
     now: datetime  # timezone-aware UTC; injected so tests can travel in time
     zone: ZoneInfo = DEFAULT_ZONE  # the provider's days and dates
+    password_key: Any = None  # a SecretKey: subscriber passwords are sealed with it when set
 
     @property
     def today(self) -> date:

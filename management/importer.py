@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from aaa.db.enums import MacBinding, ServiceStatus
 from aaa.db.models import ChangeFeedEntry, Customer, HistoryEntry, Nas, Plan, Service, Subnet
-from management import audit
+from management import audit, subscriber_passwords
 from management.context import Context
 from management.customers import FIELDS as CUSTOMER_FIELDS
 from management.errors import RuleViolation
@@ -515,6 +515,7 @@ def _write(ctx: Context, rows: list[_Row], source: str) -> int:
     ]
     service_rows = [
         {**row.service, "customer_id": row.customer_id or customer_ids[row.document],
+         "password": subscriber_passwords.for_storage(ctx, row.service["password"]),
          "created_at": ctx.now, "updated_at": ctx.now}
         for row in rows
     ]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from aaa.db.enums import MacBinding, ServiceStatus, TaskKind
 from aaa.db.models import Customer, ScheduledTask, Service
-from management import audit, coa, scope
+from management import audit, coa, scope, subscriber_passwords
 from management.context import Actor, Context
 from management.customers import get_customer
 from management.errors import NotFound, RuleViolation
@@ -173,7 +173,8 @@ def create_service(
     nas_id = get_nas(session, nas).id if nas else None
     service = Service(
         customer_id=owner.id, customer=owner, plan_id=plan_row.id, plan=plan_row, login=login,
-        password=password, status=status, mac=normalize_mac(mac) if mac else None,
+        password=subscriber_passwords.for_storage(ctx, password), status=status,
+        mac=normalize_mac(mac) if mac else None,
         mac_binding=check_mac_binding(mac_binding), interface=interface or None,
         nas_id=nas_id, ipv4=fixed_ipv4, subnet_id=subnet_id, ipv6_prefix=prefix,
         simultaneous_use=simultaneous_use,
@@ -207,7 +208,7 @@ def edit_service(
         service.login = new_login
     if password is not None:
         check_password(password)
-        service.password = password
+        service.password = subscriber_passwords.for_storage(ctx, password)
     if mac is not _UNSET:
         service.mac = normalize_mac(str(mac)) if mac else None
     if mac_binding is not None:

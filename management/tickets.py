@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -537,7 +537,9 @@ def delete_message(ctx: Context, message_id: int) -> TicketMessage:
 _DUMMY = b"\x00" * 32
 
 
-def authenticate_subscriber(session: Session, document: str, password: str) -> Customer | None:
+def authenticate_subscriber(session: Session, document: str, password: str,
+                           open_password: Callable[[str], str] = lambda stored: stored
+                           ) -> Customer | None:
     """The active customer with this CPF/CNPJ when `password` is the password of one of
     his live services; None otherwise. Every candidate password is compared in constant
     time, and an unknown document costs a comparison too."""
@@ -553,7 +555,7 @@ def authenticate_subscriber(session: Session, document: str, password: str) -> C
                                        Service.status != ServiceStatus.CANCELLED.value)))
     matched = False
     for candidate in passwords or [_DUMMY.decode()]:
-        matched |= hmac.compare_digest(given, candidate.encode())
+        matched |= hmac.compare_digest(given, open_password(candidate).encode())
     return customer if matched and passwords else None
 
 

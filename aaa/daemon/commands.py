@@ -16,6 +16,7 @@ from aaa.db.views import load_view
 from aaa.policy.mac import canonical_mac
 from aaa.policy.rules import RequestFacts, decide
 from aaa.policy.view import NasFacts, SubscriberView
+from management import subscriber_passwords
 from management.errors import NotFound, RuleViolation
 
 
@@ -78,7 +79,7 @@ def explain_command(state: AppState, login: str, nas: str | None, mac: str | Non
     from aaa.service import handler_settings
 
     with state.reading() as session:
-        view = load_view(session)
+        view = load_view(session, subscriber_passwords.opener(state.config.secrets))
         service = view.services_by_login.get(login)
         chosen = _nas_for(view, session, nas, service.nas_id if service else None)
     facts = RequestFacts(login=login, nas=chosen, authenticated=True,

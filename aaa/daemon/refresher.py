@@ -28,13 +28,15 @@ from management.audit import NOTIFY_CHANNEL
 class ViewRefresher:
     def __init__(self, engine: Engine, sessions: sessionmaker[Session],
                  current: Callable[[], SubscriberView], publish: Callable[[SubscriberView], None],
-                 metrics: Metrics, interval: float = 1.0) -> None:
+                 metrics: Metrics, interval: float = 1.0,
+                 open_password: Callable[[str], str] = lambda stored: stored) -> None:
         self._engine = engine
         self._sessions = sessions
         self._current = current
         self._publish = publish  # hands the new view to the reactor thread
         self._metrics = metrics
         self._interval = interval
+        self._open_password = open_password
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="view-refresher", daemon=True)
         self._listener: Any = None
@@ -53,7 +55,7 @@ class ViewRefresher:
         """Apply pending changes now; True when the view changed."""
         view = self._current()
         with self._sessions() as session, session.begin():
-            fresh = refresh_view(session, view)
+            fresh = refresh_view(session, view, self._open_password)
         self._last_ok = time.monotonic()
         if fresh is view:
             return False

@@ -129,7 +129,7 @@ class Service(Base):
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
     login: Mapped[str] = mapped_column(String(128), index=True)
     # Kept recoverable on purpose: CHAP and MS-CHAP need the clear password.
-    password: Mapped[str] = mapped_column(String(128))
+    password: Mapped[str] = mapped_column(String(512))  # clear, or sealed (subscriber_passwords)
     status: Mapped[str] = mapped_column(String(24), index=True)
     mac: Mapped[str | None] = mapped_column(String(17))
     mac_binding: Mapped[str] = mapped_column(String(8), default=MacBinding.OFF.value)

@@ -6,7 +6,7 @@ change feed since the view's `seq` are read again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,14 +24,23 @@ _SERVICE_COLUMNS = (
 _BATCH = 10_000
 
 
-def _services(session: Session, ids: Iterable[int] | None = None) -> Iterator[ServiceFacts]:
+PasswordOpener = Callable[[str], str]
+
+
+def _as_stored(stored: str) -> str:
+    return stored
+
+
+def _services(session: Session, ids: Iterable[int] | None = None,
+              open_password: PasswordOpener = _as_stored) -> Iterator[ServiceFacts]:
     query = select(*_SERVICE_COLUMNS).outerjoin(PaymentMethod,
                                                 PaymentMethod.id == Service.payment_method_id)
     if ids is not None:
         query = query.where(Service.id.in_(list(ids)))
     result = session.execute(query.execution_options(yield_per=_BATCH))
     for row in result:
-        yield ServiceFacts(*row)
+        # Sealed passwords (subscriber_passwords) are opened once here, never per request.
+        yield ServiceFacts(row[0], row[1], open_password(row[2]), *row[3:])
 
 
 def _plans(session: Session) -> list[PlanFacts]:
@@ -55,14 +64,15 @@ def current_seq(session: Session) -> int:
     return session.scalar(select(func.coalesce(func.max(ChangeFeedEntry.seq), 0))) or 0
 
 
-def load_view(session: Session) -> SubscriberView:
+def load_view(session: Session, open_password: PasswordOpener = _as_stored) -> SubscriberView:
     """The whole view, read inside one transaction so that `seq` matches the rows."""
     seq = current_seq(session)
-    return SubscriberView.build(_services(session), _plans(session), _nas(session),
+    return SubscriberView.build(_services(session, None, open_password), _plans(session), _nas(session),
                                 _variables(session), seq)
 
 
-def refresh_view(session: Session, view: SubscriberView) -> SubscriberView:
+def refresh_view(session: Session, view: SubscriberView,
+                 open_password: PasswordOpener = _as_stored) -> SubscriberView:
     """Apply the change-feed rows after `view.seq`; returns `view` itself when nothing changed."""
     entries = session.execute(
         select(ChangeFeedEntry.seq, ChangeFeedEntry.object_type, ChangeFeedEntry.object_id)
@@ -76,7 +86,7 @@ def refresh_view(session: Session, view: SubscriberView) -> SubscriberView:
         method_ids = [int(object_id) for _, kind, object_id in entries if kind == "payment_method"]
         service_ids.update(session.scalars(select(Service.id).where(
             Service.payment_method_id.in_(method_ids))))
-    changed = list(_services(session, service_ids)) if service_ids else []
+    changed = list(_services(session, service_ids, open_password)) if service_ids else []
     removed = service_ids - {s.id for s in changed}
     return view.with_changes(
         services=changed, removed_services=removed,

@@ -131,6 +131,7 @@ class PortalApi(Resource):
         self.by_document = RateLimiter(settings.login_attempts, settings.login_window, clock)
         self.by_address = RateLimiter(settings.login_attempts_per_ip, settings.login_window, clock)
         self.openapi = openapi_document()
+        self.open_password: Callable[[str], str] = lambda stored: stored
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -289,11 +290,11 @@ class PortalApi(Resource):
             raise HttpError(429, "portal.too_many_attempts",
                             f"too many failed logins; try again in {seconds} s",
                             {b"Retry-After": str(seconds).encode()})
-        sessions = self.sessions
+        sessions, open_password = self.sessions, self.open_password
 
         def check() -> int | None:
             with sessions() as session:
-                customer = tickets.authenticate_subscriber(session, document, password)
+                customer = tickets.authenticate_subscriber(session, document, password, open_password)
                 return customer.id if customer is not None else None
 
         def decided(customer_id: int | None) -> tuple[int, Any]:
@@ -359,10 +360,13 @@ class PortalApi(Resource):
 
 
 def portal_site(sessions: sessionmaker[Session], settings: PortalSettings, clock: Callable[[], float],
-                defer: Defer, zone: ZoneInfo, reactor: Any = None) -> Site:
+                defer: Defer, zone: ZoneInfo, reactor: Any = None,
+                open_password: Callable[[str], str] = lambda stored: stored) -> Site:
     """The twisted.web Site: /api/... and nothing else (`reactor`: the one it runs on)."""
     root = Resource()  # type: ignore[no-untyped-call]
-    root.putChild(b"api", PortalApi(sessions, settings, clock, defer, zone))  # type: ignore[arg-type]
+    api = PortalApi(sessions, settings, clock, defer, zone)
+    api.open_password = open_password  # sealed subscriber passwords (management.subscriber_passwords)
+    root.putChild(b"api", api)  # type: ignore[arg-type]
     site = Site(root, reactor=reactor) if reactor is not None else Site(root)  # type: ignore[no-untyped-call]
     site.noisy = False
     site.displayTracebacks = False

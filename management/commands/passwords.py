@@ -9,6 +9,7 @@ import click
 
 from aaa.cliutil import AppState, format_option, pass_state, render
 from management import equipment_passwords as ep
+from management import subscriber_passwords
 
 
 @click.group("passwords")
@@ -150,8 +151,12 @@ def rotate_key(state: AppState, new_key: str | None, new_key_file: str | None) -
         raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint=name) from None
     with state.context() as ctx:
         result = ep.rotate_key(ctx, state.config.secrets, key)
+        # Subscribers' PPPoE passwords, when sealed (or to be sealed), move to the new key too.
+        resealed = 0
+        if state.config.secrets.encrypt_subscriber_passwords or subscriber_passwords.any_sealed(ctx):
+            resealed = subscriber_passwords.reseal_all(ctx, ep.current_key(state.config.secrets), key)
     render(state, {"old_key_id": result.old_key_id, "new_key_id": result.new_key_id,
-                   "entries": result.entries})
+                   "entries": result.entries, "subscriber_passwords": resealed})
     if state.output_format == "table":
         click.echo("now put the new key in the configuration (secrets.key, key_file or "
                    "AAA_SECRETS_KEY)", err=True)
