@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -62,40 +63,36 @@ def self_service_unlock(ctx: Context, login: str) -> TrustUnlock:
                    "self-service trust unlock (subscriber portal)", self_service=True)
 
 
-def expire_trust_unlocks(ctx: Context, dry_run: bool = False) -> list[str]:
-    """Trust unlocks whose end passed: the service answers by its debt status again."""
-    ctx.require("services.suspend")
-    due = list(ctx.session.scalars(select(Service).where(
-        Service.trust_unlock_until.is_not(None), Service.trust_unlock_until <= ctx.now)))
+def _expire(ctx: Context, ends: Any, clear: tuple[str, ...], action: str, live_change: str | None,
+            dry_run: bool) -> list[str]:
+    """Services whose `ends` moment passed: clear `clear`, with history, change feed and,
+    for a subscriber online, a CoA job (`live_change`)."""
+    due = list(ctx.session.scalars(select(Service).where(ends.is_not(None), ends <= ctx.now)))
     if dry_run:
         return [s.login for s in due]
     for service in due:
         before = audit.snapshot(service, FIELDS)
-        service.trust_unlock_until = None
+        for name in clear:
+            setattr(service, name, None)
         service.updated_at = ctx.now
         ctx.session.flush()
-        audit.record(ctx, "service", service.id, "trust_unlock_expired",
+        audit.record(ctx, "service", service.id, action,
                      audit.diff(before, audit.snapshot(service, FIELDS)), customer_id=service.customer_id)
         audit.publish(ctx, "service", service.id)
-        if service.status in UNLOCKABLE:
-            coa.enqueue(ctx, service, coa.DISCONNECT, "trust unlock expired")
+        if live_change is not None:
+            coa.enqueue(ctx, service, live_change, action.replace("_", " "))
     return [s.login for s in due]
+
+
+def expire_trust_unlocks(ctx: Context, dry_run: bool = False) -> list[str]:
+    """Trust unlocks whose end passed: the service answers by its debt status again."""
+    ctx.require("services.suspend")
+    return _expire(ctx, Service.trust_unlock_until, ("trust_unlock_until",), "trust_unlock_expired",
+                   coa.DISCONNECT, dry_run)
 
 
 def expire_navigation(ctx: Context, dry_run: bool = False) -> list[str]:
     """Custom navigation whose end passed is removed; live sessions get the plan's speed."""
     ctx.require("services.edit")
-    due = list(ctx.session.scalars(select(Service).where(
-        Service.nav_until.is_not(None), Service.nav_until <= ctx.now)))
-    if dry_run:
-        return [s.login for s in due]
-    for service in due:
-        before = audit.snapshot(service, FIELDS)
-        service.nav_download_kbps = service.nav_upload_kbps = service.nav_until = None
-        service.updated_at = ctx.now
-        ctx.session.flush()
-        audit.record(ctx, "service", service.id, "navigation_expired",
-                     audit.diff(before, audit.snapshot(service, FIELDS)), customer_id=service.customer_id)
-        audit.publish(ctx, "service", service.id)
-        coa.enqueue(ctx, service, coa.COA, "custom navigation expired")
-    return [s.login for s in due]
+    return _expire(ctx, Service.nav_until, ("nav_download_kbps", "nav_upload_kbps", "nav_until"),
+                   "navigation_expired", coa.COA, dry_run)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from Crypto.Cipher import AES
 from sqlalchemy import select
@@ -19,7 +20,12 @@ from sqlalchemy import select
 from aaa.config import SecretsConfig
 from aaa.db.models import Service
 from management.context import Context
-from management.equipment_passwords import SecretKey, SecretsKeyError, current_key
+
+if TYPE_CHECKING:
+    from management.equipment_passwords import SecretKey
+
+# management.equipment_passwords imports management.services, which imports this module:
+# its names are imported where they are used.
 
 PREFIX = "aes1:"
 _ASSOCIATED = b"subscriber password"
@@ -40,6 +46,8 @@ def is_sealed(stored: str) -> bool:
 
 def unseal(key: SecretKey | None, stored: str) -> str:
     """The clear password; a value stored before encryption was switched on is returned as is."""
+    from management.equipment_passwords import SecretsKeyError
+
     if not is_sealed(stored):
         return stored
     key_id, _, blob = stored[len(PREFIX):].partition(":")
@@ -61,12 +69,16 @@ def for_storage(ctx: Context, plain: str) -> str:
 
 def sealing_key(config: SecretsConfig) -> SecretKey | None:
     """The key new passwords are sealed with, or None when encryption is off."""
+    from management.equipment_passwords import current_key
+
     return current_key(config) if config.encrypt_subscriber_passwords else None
 
 
 def opener(config: SecretsConfig) -> Callable[[str], str]:
     """A reader for stored passwords; the key is loaded on the first sealed value only, so a
     deployment without encryption needs no key."""
+    from management.equipment_passwords import current_key
+
     loaded: list[SecretKey] = []
 
     def open_password(stored: str) -> str:
