@@ -85,15 +85,30 @@ class MetricsPage(Resource):
         return generate_latest(self.metrics.registry)
 
 
-def udp_socket(bind: str, port: int, reuse_port: bool) -> socket.socket:
+ACCT_RECEIVE_BUFFER = 4 * 1024 * 1024  # accounting waits on the database, not the CPU
+
+
+def udp_socket(bind: str, port: int, reuse_port: bool,
+               receive_buffer: int = ACCT_RECEIVE_BUFFER) -> socket.socket:
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     sock.bind((bind, port))
     sock.setblocking(False)
     return sock
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process `pid` exists on this host (signal 0 checks without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 class RadiusDaemon:
@@ -153,7 +168,11 @@ class RadiusDaemon:
         self._start_portal()
         protocol = RadiusProtocol(self.handler.handle, self.reactor, self.metrics.latency.observer("auth"),
                                   lambda: self.metrics.drop("internal_error", "any"))
-        sock = udp_socket(opts.bind, opts.auth_port, reuse_port=opts.workers > 1)
+        # A small receive buffer on the authentication port: under overload a request
+        # waits there at most a fraction of a second; more is dropped by the kernel (the
+        # NAS retries) rather than answered after the NAS stopped waiting.
+        sock = udp_socket(opts.bind, opts.auth_port, reuse_port=opts.workers > 1,
+                          receive_buffer=self.config.radius.receive_buffer_kb * 1024)
         self.ports.append(self.reactor.adoptDatagramPort(sock.fileno(), sock.family, protocol))
         auth_port = sock.getsockname()[1]
         sock.close()  # the reactor holds its own duplicate of the descriptor
@@ -203,6 +222,7 @@ class RadiusDaemon:
             lambda: self.handler.view, lambda: self.handler.settings.policy,
             lambda: self.handler.dictionary, self.config.coa, self.metrics.coa,
             claimer=f"{socket.gethostname()}:{os.getpid()}")
+        self.dispatcher.release_dead_claims(process_alive)
         self.dispatcher.start(lambda protocol: self.reactor.listenUDP(0, protocol,
                                                                       interface=self.options.bind))
 

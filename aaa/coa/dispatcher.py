@@ -148,6 +148,21 @@ class CoaDispatcher:
         self._loop.clock = self._clock  # type: ignore[assignment]
         self._loop.start(self.config.poll_interval, now=True)
 
+    def release_dead_claims(self, alive: Callable[[int], bool]) -> None:
+        """At start, before the first claim: jobs that a dead daemon of this host was
+        sending (it was killed between claim and record) go back to the queue at once.
+        A job whose answer was recorded is done and stays so; one answered but not yet
+        recorded when the process died is sent again (CoA and Disconnect are idempotent)."""
+        host = self.claimer.rpartition(":")[0]
+        try:
+            with self._sessions() as session, session.begin():
+                released = jobs_db.release_dead_claims(session, host, alive)
+        except Exception as exc:  # the claims then expire by themselves
+            log_event("coa_release_failed", error=type(exc).__name__)
+            return
+        if released:
+            log_event("coa_released", jobs=len(released), reason="claimer process gone")
+
     def stop(self) -> None:
         """Stop polling and close the port; jobs still in flight go back to the queue."""
         self._stopped = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,23 @@ def claim(session: Session, claimer: str, now: datetime, limit: int = 200) -> li
     session.execute(update(CoaJob).where(CoaJob.id.in_(ids))
                     .values(status=SENDING, claimed_by=claimer, claimed_at=now))
     return list(session.scalars(select(CoaJob).where(CoaJob.id.in_(ids)).order_by(CoaJob.id)))
+
+
+def release_dead_claims(session: Session, host: str, alive: Callable[[int], bool]) -> list[int]:
+    """Put back to pending the jobs a daemon on this host ("HOST:PID" claims) held when its
+    process died (kill -9, a crash): they need not wait for _RECLAIM_AFTER. A claim whose
+    process is still alive, or of another host, is left alone. The ids released."""
+    rows = session.execute(select(CoaJob.id, CoaJob.claimed_by).where(
+        CoaJob.status == SENDING, CoaJob.claimed_by.like(f"{host}:%")))
+    dead = []
+    for job_id, claimed_by in rows:
+        claimed_host, _, pid = (claimed_by or "").rpartition(":")
+        if claimed_host == host and pid.isdigit() and not alive(int(pid)):
+            dead.append(job_id)
+    if dead:
+        session.execute(update(CoaJob).where(CoaJob.id.in_(dead), CoaJob.status == SENDING)
+                        .values(status=PENDING, claimed_by=None, claimed_at=None))
+    return dead
 
 
 def open_sessions_of(session: Session, service_id: int) -> list[AcctSession]:
