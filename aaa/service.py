@@ -174,6 +174,7 @@ class RadiusDaemon:
         sock = udp_socket(opts.bind, opts.auth_port, reuse_port=opts.workers > 1,
                           receive_buffer=self.config.radius.receive_buffer_kb * 1024)
         self.ports.append(self.reactor.adoptDatagramPort(sock.fileno(), sock.family, protocol))
+        self.metrics.receive_drops.sockets["auth"] = os.fstat(sock.fileno()).st_ino
         auth_port = sock.getsockname()[1]
         sock.close()  # the reactor holds its own duplicate of the descriptor
         acct_protocol = RadiusProtocol(self.acct.handle, self.reactor,
@@ -181,6 +182,7 @@ class RadiusDaemon:
                                        lambda: self.metrics.drop("internal_error", "any"))
         sock = udp_socket(opts.bind, opts.acct_port, reuse_port=opts.workers > 1)
         acct_port = self.reactor.adoptDatagramPort(sock.fileno(), sock.family, acct_protocol)
+        self.metrics.receive_drops.sockets["acct"] = os.fstat(sock.fileno()).st_ino
         self.ports.append(acct_port)
         self.acct.send = acct_port.write
         acct_port_number = sock.getsockname()[1]

@@ -79,6 +79,40 @@ class _FastCollector(Collector):
             yield metric.collect()
 
 
+def udp_drops(inode: int) -> int | None:
+    """Datagrams the kernel dropped on the UDP socket with this inode because its receive
+    buffer was full (the last column of /proc/net/udp); None when not found."""
+    key = str(inode)
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as rows:
+                for row in rows:
+                    parts = row.split()
+                    if len(parts) >= 13 and parts[9] == key:
+                        return int(parts[-1])
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class ReceiveDrops(Collector):
+    """aaa_radius_receive_drops_total{port}: the overload shed by the kernel, read at scrape
+    time from the sockets' inodes (registered by the composition root)."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, int] = {}  # port label (auth, acct) -> socket inode
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("aaa_radius_receive_drops",
+                                     "Requests dropped by the kernel: receive buffer full (overload)",
+                                     labels=["port"])
+        for port, inode in sorted(self.sockets.items()):
+            dropped = udp_drops(inode)
+            if dropped is not None:
+                family.add_metric([port], dropped)
+        yield family
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -96,6 +130,8 @@ class Metrics:
                                          ("nas", "status"))
         r.register(_FastCollector([self.requests, self.drops, self.duplicates, self.latency,
                                    self.acct_requests, self.authlog_dropped]))
+        self.receive_drops = ReceiveDrops()
+        r.register(self.receive_drops)
         self.view_services = Gauge("aaa_view_services", "Services in the in-memory view", registry=r)
         self.view_seq = Gauge("aaa_view_seq", "Last change-feed row applied to the view", registry=r)
         self.view_age = Gauge("aaa_view_age_seconds",
