@@ -153,7 +153,8 @@ def measure_load(url: str) -> None:
 def timed_load(url: str) -> dict[str, Any]:
     result = subprocess.run([str(PY), __file__, "--measure-load", url], capture_output=True, text=True,
                             timeout=900, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured
 
 
 def metric(port: int, name: str) -> float | None:
@@ -178,7 +179,7 @@ def burst(url: str, server: Server, first_id: int, count: int, status: str,
                        "SELECT 'service', id::text, now() FROM generate_series(%s, %s) AS id",
                        (first_id, first_id + count - 1))
         cursor.execute("SELECT max(seq) FROM change_feed")
-        target = cursor.fetchone()[0]
+        target = int(cursor.fetchone()[0])  # type: ignore[index]
         cursor.execute("SELECT pg_notify('aaa_changes', 'x')")
         raw.commit()
         committed = time.perf_counter()
