@@ -1,4 +1,6 @@
-"""Group commit: events arriving within a few milliseconds are stored in one transaction.
+"""Group commit: everything that arrived while the previous transaction ran is stored in
+the next one (no waiting: a group forms by itself under load, and a lone record is
+stored at once; `linger` can trade latency for bigger groups).
 
 The committer thread owns the database writes and the journal. An event is reported
 done (and only then acknowledged to the NAS) once it is in the database or fsync'd in
@@ -44,7 +46,7 @@ OpenRows = list[tuple[str, int | None, int | None]]
 class GroupCommitter:
     def __init__(self, sessions: sessionmaker[Session], journal: Journal, metrics: Metrics,
                  done: Done, capacity: int = 50_000, max_group: int = 5_000,
-                 linger: float = 0.002, retry_interval: float = 1.0,
+                 linger: float = 0.0, retry_interval: float = 1.0,
                  open_sessions: Callable[[OpenRows], None] | None = None,
                  index_interval: float = 5.0) -> None:
         self._sessions = sessions
