@@ -15,15 +15,17 @@ answered within --timeout seconds counts as lost, as a NAS would give up on it):
 5. retransmission storm: --storm distinct requests at 0.3 x C, each sent 3 times (the
    same octets, back to back): aaa_radius_requests_total grows by one per request
    answered, aaa_radius_duplicates_total by the two copies, the daemon's CPU time per
-   distinct request stays under 1.5 x the figure without copies, >= 95 % are answered.
+   distinct request stays under 2 x the figure of the same requests at the same rate
+   sent once (3 x if each copy were worked on), >= 95 % are answered.
 
 The daemon's RSS (/proc/PID/status VmRSS) is sampled every 0.5 s throughout: bounded
-queues fill early in the overload, then RSS must be flat (the second half of the overload
-and the recovery within 4 MiB of the first half's maximum) and within +25 % of its value
-before. The kernel's drops on the daemon's socket (/proc/net/udp) must equal the growth of
-aaa_radius_receive_drops_total. Beside goodput the daemon's CPU share and replies per CPU
-second are reported: on a machine where the generator shares the cores, a goodput below
-90 % with an unchanged replies-per-CPU-second is the generator taking the CPU, not waste.
+queues fill in the overload (the duplicate cache holds 5 s of replies at the higher
+rate, at most 65,536), then RSS must stay within +25 % of its value before and not grow
+further once the load falls. The kernel's drops on the daemon's socket (/proc/net/udp)
+must equal the growth of aaa_radius_receive_drops_total. Beside goodput the daemon's CPU
+share and replies per CPU second are reported: on a machine where the generator shares
+the cores, a goodput below 90 % with an unchanged replies-per-CPU-second is the generator
+taking the CPU, not waste.
 `--receive-buffer-kb N` writes `[radius] receive_buffer_kb = N` in the daemon's aaa.toml
 (default: the daemon's own, 256).
 
@@ -338,24 +340,29 @@ def run_phases(server: Server, subscribers: list[Subscriber], args: argparse.Nam
     server.settle()
     sampler.phase = "storm"
     storm_rate = 0.3 * capacity  # 0.9 x C datagrams: a storm, not another overload
+    # The control: the same requests at the same rate, each sent once.
+    control = storm(server.port, server.metrics_port, pid, subscribers, args.storm, storm_rate,
+                    copies=1)
+    control_cpu_ms = control.cpu_s / max(1, control.answered) * 1000
     st = storm(server.port, server.metrics_port, pid, subscribers, args.storm, storm_rate)
     storm_cpu_ms = st.cpu_s / max(1, st.answered) * 1000
     print(f"storm      {st.requests:,} requests x 3 at {storm_rate:,.0f}/s: {st.replies:,} valid "
           f"replies, {st.answered:,} requests answered; counted {st.requests_counted:,.0f} "
           f"requests and {st.duplicates_counted:,.0f} duplicates; daemon CPU "
-          f"{storm_cpu_ms:.3f} ms per request (unloaded {cpu_per_request_ms:.3f})", flush=True)
+          f"{storm_cpu_ms:.3f} ms per request (each sent once: {control_cpu_ms:.3f})", flush=True)
 
     # Goodput: valid replies that came in time, per second of the overload (or longer).
     goodput = over.ok / max(over.elapsed, args.overload)
     rss_max = max(rss_during) if rss_during else rss_before
-    # Flat: bounded queues fill in the first seconds of the overload (the duplicate cache
-    # holds 5 s of replies at the higher rate, the auth-log buffer what the writer has not
-    # written yet), then nothing grows: the last half of the overload and the recovery stay
-    # within 4 MiB of the first half's maximum, and everything within +25 % of before.
+    # Bounded: what grows under overload is the bounded queues: the duplicate cache holds
+    # 5 s of replies (at most 65,536) at the higher reply rate, the auth-log buffer what the
+    # writer has not written yet. RSS must stay within +25 % of before, and must not keep
+    # growing once the load falls (the end of the recovery at most the overload's maximum).
     over_samples = sampler.of("overload")
     first = over_samples[:len(over_samples) // 2] or [rss_before]
     later = over_samples[len(over_samples) // 2:] + sampler.of("recovery")
     plateau_growth = (max(later) - max(first)) if later else 0
+    recovery_rss = sampler.of("recovery")
     rss_bound = rss_before * 1.25
     p99_bound = 3 * base_run.p99_ms + 2.0
     report.update({
@@ -384,6 +391,7 @@ def run_phases(server: Server, subscribers: list[Subscriber], args: argparse.Nam
         "storm_duplicates_counted": st.duplicates_counted,
         "storm_cpu_ms_per_request": round(storm_cpu_ms, 4),
         "cpu_ms_per_request": round(cpu_per_request_ms, 4),
+        "storm_control_cpu_ms_per_request": round(control_cpu_ms, 4),
         "authlog_backlog_max": max([n for phase, n in sampler.backlog if phase == "overload"] or [0]),
         "authlog_backlog_samples": [(phase, n) for phase, n in sampler.backlog[::4]],
         "rss_samples_mib": [(round(t, 1), phase, round(kib / 1024, 1))
@@ -406,15 +414,17 @@ def run_phases(server: Server, subscribers: list[Subscriber], args: argparse.Nam
     if rss_max > rss_bound:
         failures.append(f"RSS grew from {rss_before / 1024:.1f} to {rss_max / 1024:.1f} MiB "
                         f"(bound {rss_bound / 1024:.1f})")
-    if plateau_growth > 4 * 1024:
-        failures.append(f"RSS still growing late in the overload: +{plateau_growth / 1024:.1f} MiB "
-                        f"over the first half's maximum")
+    if recovery_rss and over_samples and recovery_rss[-1] > max(over_samples):
+        failures.append(f"RSS kept growing after the overload: {recovery_rss[-1] / 1024:.1f} MiB "
+                        f"> {max(over_samples) / 1024:.1f}")
     if st.requests_counted > st.requests:
         failures.append(f"storm: {st.requests_counted:.0f} requests counted for "
                         f"{st.requests} distinct ones (work multiplied)")
-    if st.cpu_s / max(1, st.answered) > 1.5 * cpu_per_request_ms / 1000:
+    # Work multiplied would be ~3 x: each copy a full request. A copy answered from the
+    # duplicate cache still costs its decoding and Message-Authenticator check.
+    if storm_cpu_ms > 2.0 * control_cpu_ms:
         failures.append(f"storm: {storm_cpu_ms:.3f} ms of daemon CPU per distinct request, "
-                        f"more than 1.5 x the {cpu_per_request_ms:.3f} ms without copies")
+                        f"more than 2 x the {control_cpu_ms:.3f} ms when each is sent once")
     if st.answered < 0.95 * st.requests:
         failures.append(f"storm: only {st.answered} of {st.requests} requests answered")
     if st.requests_counted < st.answered or st.duplicates_counted < 1.9 * st.answered:
