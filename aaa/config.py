@@ -45,6 +45,8 @@ class RadiusConfig:
     # SO_RCVBUF of the authentication socket: bounds how long a request can wait in the
     # kernel under overload (the kernel doubles it for its own bookkeeping).
     receive_buffer_kb: int = 256
+    # The LOG_RETENTION routine deletes authentication-log rows older than this (0: keep all).
+    auth_log_retention_days: int = 90
 
 
 @dataclass(frozen=True, slots=True)

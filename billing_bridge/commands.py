@@ -192,7 +192,8 @@ def _sessions(state: AppState) -> sessionmaker[Session]:
 def _settings(state: AppState) -> routines.RoutineSettings:
     return routines.RoutineSettings(
         acct_interim_interval=state.config.radius.acct_interim_interval,
-        stale_after_intervals=state.config.accounting.stale_after_intervals)
+        stale_after_intervals=state.config.accounting.stale_after_intervals,
+        auth_log_retention_days=state.config.radius.auth_log_retention_days)
 
 
 def _owner() -> str:

@@ -32,6 +32,7 @@ _STALE_LOCK = timedelta(hours=1)
 class RoutineSettings:
     acct_interim_interval: int = 300
     stale_after_intervals: int = 3
+    auth_log_retention_days: int = 90
 
 
 @dataclass
@@ -82,6 +83,8 @@ TASKS: dict[str, TaskFunction] = {
     "STALE_SESSIONS": lambda ctx, dry, s: TaskResult(
         {"closed": 0 if dry else connections.close_stale(ctx, s.acct_interim_interval,
                                                          s.stale_after_intervals)}),
+    "LOG_RETENTION": lambda ctx, dry, s: TaskResult(
+        {"deleted": connections.purge_auth_log(ctx, s.auth_log_retention_days, dry)}),
     "CONNECTION_ALARMS": lambda ctx, dry, _: TaskResult(
         {"raised": 0 if dry else len(connections.raise_alarms(ctx))}),
 }

@@ -69,3 +69,26 @@ def alarms_in_force(ctx: Context, include_expired: bool = False) -> list[Connect
     if not include_expired:
         query = query.where(ConnectionAlarm.expires_at > ctx.now)
     return list(ctx.session.scalars(query))
+
+
+def purge_auth_log(ctx: Context, retention_days: int, dry_run: bool = False) -> int:
+    """Delete authentication-log rows older than the retention, in bounded chunks; 0 days keeps
+    everything. Returns how many rows were (or, dry, would be) deleted."""
+    from sqlalchemy import delete
+
+    from aaa.db.models import AuthLogEntry
+
+    ctx.require("sessions.manage")
+    if retention_days <= 0:
+        return 0
+    before = ctx.now - timedelta(days=retention_days)
+    old = select(AuthLogEntry.id).where(AuthLogEntry.at < before)
+    if dry_run:
+        return ctx.session.scalar(select(func.count()).select_from(old.subquery())) or 0
+    deleted = 0
+    while True:
+        ids = list(ctx.session.scalars(old.limit(10_000)))
+        if not ids:
+            return deleted
+        ctx.session.execute(delete(AuthLogEntry).where(AuthLogEntry.id.in_(ids)))
+        deleted += len(ids)

@@ -62,6 +62,7 @@ CASES: list[tuple[str, str, Call]] = [
     ("coa.request", "coa.send", lambda c: coa.request(c, "ana", "disconnect", "test")),
     ("connections.close_stale", "sessions.manage", lambda c: connections.close_stale(c, 300, 3)),
     ("connections.raise_alarms", "sessions.manage", lambda c: connections.raise_alarms(c)),
+    ("connections.purge_auth_log", "sessions.manage", lambda c: connections.purge_auth_log(c, 30)),
     ("customers.create_customer", "customers.edit",
      lambda c: customers.create_customer(c, "Ana", "12345678909")),
     ("customers.inactivate_customer", "customers.inactivate",
