@@ -113,7 +113,7 @@ def assign_method(ctx: Context, login: str, method_name: str | None) -> Service:
     """Set (or clear, with None) a service's payment method: it decides the service's
     suspension thresholds and its partial reduction, which the daemon re-reads."""
     ctx.require(PERMISSION)
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     if service.status == CANCELLED:
         raise RuleViolation("service.cancelled", f"service {login} is cancelled")
     method = get_method(ctx.session, method_name) if method_name else None
@@ -161,7 +161,7 @@ def add_invoice(ctx: Context, login: str, due_date: date, amount: str | Decimal,
                 method_name: str | None = None, description: str | None = None) -> Invoice:
     """An open invoice for a live service; its method defaults to the service's."""
     ctx.require(PERMISSION)
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     if service.status == CANCELLED:
         raise RuleViolation("billing.service_cancelled", f"service {login} is cancelled")
     if not isinstance(due_date, date) or abs(due_date.year - ctx.today.year) > MAX_DUE_YEARS:

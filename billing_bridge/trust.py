@@ -45,7 +45,8 @@ def trust_unlock(ctx: Context, login: str, until: datetime, note: str) -> TrustU
     ctx.require("services.trust_unlock")
     if not note or not note.strip():
         raise RuleViolation("trust.note_required", "a note is required for a trust unlock")
-    return _unlock(ctx, find_service(ctx.session, login), until, note.strip(), self_service=False)
+    return _unlock(ctx, find_service(ctx.session, login, actor=ctx.actor), until, note.strip(),
+                   self_service=False)
 
 
 def self_service_unlock(ctx: Context, login: str) -> TrustUnlock:

@@ -56,7 +56,7 @@ def request(ctx: Context, login: str, kind: str, reason: str) -> list[CoaJob]:
     from management.services import find_service
 
     ctx.require("coa.send")
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     jobs = enqueue(ctx, service, kind, reason, with_partners=False)
     if not jobs:
         raise RuleViolation("coa.no_open_session", f"{login} has no open session to act on")

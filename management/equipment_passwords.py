@@ -202,7 +202,7 @@ def list_entries(ctx: Context, login: str) -> list[EquipmentPassword]:
     actor = ctx.actor
     if not (actor.is_admin or {"passwords.view", "passwords.edit"} & actor.permissions):
         ctx.require("passwords.view")
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     return list(ctx.session.scalars(
         select(EquipmentPassword).where(EquipmentPassword.service_id == service.id)
         .order_by(EquipmentPassword.id)))
@@ -242,7 +242,7 @@ def add_entry(ctx: Context, config: SecretsConfig, login: str, kind: str, passwo
               username: str | None = None, note: str | None = None) -> EquipmentPassword:
     """Document a credential of the service's equipment (`passwords.edit`)."""
     ctx.require("passwords.edit")
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     kind_clean = _clean(kind, "kind", 100, required=True)
     username = _clean(username, "username", 200)
     note = _clean(note, "note", None)

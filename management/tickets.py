@@ -385,7 +385,7 @@ def open_ticket(
     ctx.require("tickets.open")
     if status is not None:
         _check_status(status, TICKET_STATUSES)
-    service = find_service(ctx.session, login)
+    service = find_service(ctx.session, login, actor=ctx.actor)
     ticket_type = _active_type(ctx.session, type_name) if type_name else None
     if ctx.actor.operator_id is None:
         raise RuleViolation("ticket.operator_required", "tickets are opened by an operator")

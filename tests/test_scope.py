@@ -110,3 +110,30 @@ def test_cli_operator_cities(cli: Cli) -> None:
     assert cli("operator", "cities", "op", "--clear").code == 0
     assert len(cli(*as_op, "customer", "list").json) == 2
     assert cli(*as_op, "service", "show", "rec").code == 0
+
+
+def test_city_limit_reaches_tickets_billing_passwords_and_coa(ctx: Context) -> None:
+    """The other areas that act on a service by login refuse a service of another city too."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from billing_bridge import payments, trust
+    from management import coa, tickets
+
+    factories.plan(ctx)
+    recife = factories.customer(ctx, city="Recife")
+    factories.service(ctx, "rec", owner=recife)
+    operators.create_operator(ctx, "op2", "Operadora", permissions=[
+        "tickets.open", "billing.edit", "services.trust_unlock", "coa.send", "passwords.edit"])
+    scope.set_cities(ctx, "op2", ["Olinda"])
+    op = _as(ctx.session, "op2")
+    refusals = (
+        lambda: tickets.open_ticket(op, "rec", "SAC", "sem conexão"),
+        lambda: payments.add_invoice(op, "rec", NOW.date() + timedelta(days=5), Decimal("99.90")),
+        lambda: trust.trust_unlock(op, "rec", NOW + timedelta(days=1), "promessa"),
+        lambda: coa.request(op, "rec", coa.DISCONNECT, "teste"),
+    )
+    for refused_call in refusals:
+        with pytest.raises(RuleViolation) as refused:
+            refused_call()
+        assert refused.value.rule == "operator.city_scope"
