@@ -47,6 +47,8 @@ class RadiusConfig:
     receive_buffer_kb: int = 256
     # The LOG_RETENTION routine deletes authentication-log rows older than this (0: keep all).
     auth_log_retention_days: int = 90
+    # Write the authentication log from a process of its own (false: a thread of the daemon).
+    auth_log_process: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from aaa.accounting.index import OpenSessionIndex
 from aaa.accounting.journal import Journal
 from aaa.config import Config, load_config
 from aaa.daemon.authlog import AuthLogWriter
+from aaa.daemon.authlog_process import AuthLogProcess
 from aaa.daemon.handler import AuthHandler, HandlerSettings
 from aaa.daemon.metrics import Metrics
 from aaa.daemon.refresher import ViewRefresher
@@ -145,7 +146,12 @@ class RadiusDaemon:
         for chunk in self.journal.chunks(5_000):  # acknowledged, not yet in the database
             for event in chunk:
                 self.index.apply(event)
-        self.writer = AuthLogWriter(self.engine, self.sessions, self.metrics, self.now)
+        self.writer: AuthLogWriter | AuthLogProcess
+        if self.config.radius.auth_log_process:
+            self.writer = AuthLogProcess(self.engine.url.render_as_string(hide_password=False),
+                                         self.metrics)
+        else:
+            self.writer = AuthLogWriter(self.engine, self.sessions, self.metrics, self.now)
         self.handler = AuthHandler(dictionary, view, handler_settings(self.config),
                                    self.metrics, self.writer.submit,
                                    DuplicateCache(window=5.0, max_entries=65536),

@@ -108,3 +108,28 @@ def test_authlog_writer_drops_when_full(sessions: sessionmaker[Session]) -> None
     for _ in range(10):
         writer.submit(record, None)  # never started: nothing drains, the 4th record on is dropped
     assert metrics.registry.get_sample_value("aaa_authlog_dropped_total") == 7
+
+
+def test_authlog_process_writes_and_learns(engine: Engine, sessions: sessionmaker[Session],
+                                           fresh_db_url: str) -> None:
+    """The process writer stores every submitted record and learns the MAC, like the thread
+    writer, and reports what it wrote back to the daemon's metrics."""
+    from aaa.daemon.authlog_process import AuthLogProcess
+
+    act(sessions, setup)
+    act(sessions, lambda ctx: services.edit_service(ctx, "bia", mac_binding="learn"))
+    with sessions() as session:
+        bia_id = session.scalar(select(Service.id).where(Service.login == "bia"))
+    metrics = Metrics()
+    writer = AuthLogProcess(fresh_db_url, metrics, interval=0.05)
+    writer.start()
+    record = AuthRecord(NOW.timestamp(), "bia", bia_id, 1, "10.0.0.1", "accept", "ok", None, False,
+                        "vlan9", False, None, "pool-fibra", 3, 4)
+    for _ in range(120):
+        writer.submit(record, "AA:BB:CC:00:00:01")
+    writer.stop(timeout=30)
+    with sessions() as session:
+        assert len(authlog.query(session, login="bia")) == 120
+        bia = session.get(Service, bia_id)
+        assert bia is not None and bia.mac == "AA:BB:CC:00:00:01"
+    assert metrics.registry.get_sample_value("aaa_authlog_written_total") == 120

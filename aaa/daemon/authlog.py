@@ -82,8 +82,7 @@ class AuthLogWriter:
                 continue
             started = time.perf_counter()
             try:
-                write_records(self._engine, pending)
-                self._apply_learned()
+                store(self._engine, self._sessions, pending, self._take_learned(), self._clock())
             except Exception as exc:  # the database may be away: keep the batch, retry
                 log_event("authlog_write_failed", error=type(exc).__name__, rows=len(pending))
                 if self._stopping.is_set():
@@ -97,14 +96,21 @@ class AuthLogWriter:
             pending = []
             backoff = 0.5
 
-    def _apply_learned(self) -> None:
+    def _take_learned(self) -> dict[int, str]:
         learned: dict[int, str] = {}
         while self._learn:
             service_id, mac = self._learn.popleft()
             learned.setdefault(service_id, mac)  # the first MAC seen wins
-        if not learned:
-            return
-        with self._sessions() as session, session.begin():
-            ctx = Context(session=session, actor=RADIUS_ACTOR, now=self._clock())
+        return learned
+
+
+def store(engine: Engine, sessions: sessionmaker[Session], records: list[AuthRecord],
+          learned: dict[int, str], now: datetime) -> None:
+    """One batch: the records in one COPY/executemany, then the MACs to learn through the
+    management layer (history and change feed included)."""
+    write_records(engine, records)
+    if learned:
+        with sessions() as session, session.begin():
+            ctx = Context(session=session, actor=RADIUS_ACTOR, now=now)
             for service_id, mac in learned.items():
                 learn_mac(ctx, service_id, mac)
