@@ -22,12 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.accounting.events import AcctEvent
 from aaa.accounting.journal import Journal
 from aaa.daemon.metrics import Metrics
-from aaa.db.accounting import apply_events, open_session_keys
+from aaa.db.accounting import SessionWriter, apply_events, open_session_keys
 from aaa.log import log_event
 
 _REPLAY_CHUNK = 5_000
@@ -50,6 +51,8 @@ class GroupCommitter:
                  open_sessions: Callable[[OpenRows], None] | None = None,
                  index_interval: float = 5.0) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        self._writer = SessionWriter(bind) if isinstance(bind, Engine) else None
         self.journal = journal
         self._metrics = metrics
         self._done = done
@@ -83,6 +86,8 @@ class GroupCommitter:
         """Finish what is queued (to the database or the journal), then stop."""
         self._stopping.set()
         self._thread.join(timeout)
+        if self._writer is not None:
+            self._writer.close()
 
     def _take(self) -> list[Pending]:
         try:
@@ -131,7 +136,7 @@ class GroupCommitter:
         if not self.journal.records:
             started = time.perf_counter()
             try:
-                apply_events(self._sessions, events)
+                apply_events(self._sessions, events, self._writer)
             except Exception as exc:
                 log_event("accounting_database_unavailable", error=type(exc).__name__,
                           detail=str(exc).splitlines()[0][:200] if str(exc) else "")
