@@ -16,7 +16,6 @@ from decimal import Decimal
 
 from sqlalchemy import func, or_, select, text, update
 
-from aaa.db.coa import PENDING
 from aaa.db.models import Invoice, PaymentMethod, Service
 from billing_bridge.rules import (
     MANAGED,
@@ -141,15 +140,6 @@ _PG_FEED = text("""
     INSERT INTO change_feed (object_type, object_id, at)
     SELECT 'service', c.id::text, :now
     FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS c(id, n) ORDER BY c.n""")
-_PG_COA = text("""
-    INSERT INTO coa_jobs (created_at, service_id, login, kind, reason, operator_login,
-                          fallback_disconnect, status, next_attempt_at)
-    SELECT :now, s.id, s.login, :kind, :reason, :operator_login, true, :pending, :now
-    FROM services AS s
-    WHERE s.id = ANY(CAST(:ids AS bigint[]))
-      AND EXISTS (SELECT 1 FROM acct_sessions AS a
-                  WHERE a.service_id = s.id AND a.stopped_at IS NULL)
-    ORDER BY s.id""")
 
 
 def _apply_postgresql(ctx: Context, changes: Sequence[Change], action_note: str) -> int:
@@ -165,13 +155,7 @@ def _apply_postgresql(ctx: Context, changes: Sequence[Change], action_note: str)
     session.execute(_PG_FEED, {"now": ctx.now, "ids": ids})
     session.execute(text("SELECT pg_notify(:channel, :payload)"),
                     {"channel": audit.NOTIFY_CHANNEL, "payload": "service:bulk"})
-    jobs = session.execute(_PG_COA, {"now": ctx.now, "ids": ids, "kind": coa.DISCONNECT,
-                                     "reason": action_note, "operator_login": ctx.actor.login,
-                                     "pending": PENDING})
-    count = int(jobs.rowcount)  # type: ignore[attr-defined]
-    if count:
-        session.execute(text("SELECT pg_notify(:channel, :payload)"),
-                        {"channel": audit.NOTIFY_CHANNEL, "payload": "coa"})
+    count = coa.enqueue_many(ctx, ids, coa.DISCONNECT, action_note)
     session.expire_all()  # ORM objects loaded before must see the new statuses
     return count
 

@@ -64,26 +64,26 @@ def request(ctx: Context, login: str, kind: str, reason: str) -> list[CoaJob]:
 
 
 def enqueue_many(ctx: Context, service_ids: list[int], kind: str, reason: str) -> int:
-    """Bulk version for routines: one job per service that has an open session."""
-    from sqlalchemy import insert
+    """Bulk version for routines: one job per service that has an open session, written by
+    set-based INSERT ... SELECT statements; returns how many jobs were queued."""
+    from sqlalchemy import Boolean, exists, insert, literal
 
     from aaa.db.models import AcctSession
 
-    online: set[int] = set()
+    online = exists().where(AcctSession.service_id == Service.id, AcctSession.stopped_at.is_(None))
+    columns = ["created_at", "service_id", "login", "kind", "reason", "operator_login",
+               "fallback_disconnect", "status", "next_attempt_at"]
+    queued = 0
     for start in range(0, len(service_ids), 1000):
-        chunk = service_ids[start:start + 1000]
-        online.update(ctx.session.scalars(select(AcctSession.service_id).where(
-            AcctSession.service_id.in_(chunk), AcctSession.stopped_at.is_(None)).distinct()))
-    if not online:
-        return 0
-    logins: dict[int, str] = {service_id: login for service_id, login in ctx.session.execute(
-        select(Service.id, Service.login).where(Service.id.in_(sorted(online))))}
-    ctx.session.execute(insert(CoaJob), [
-        {"created_at": ctx.now, "service_id": service_id, "login": logins[service_id], "kind": kind,
-         "reason": reason, "operator_login": ctx.actor.login, "fallback_disconnect": True,
-         "status": PENDING, "next_attempt_at": ctx.now}
-        for service_id in sorted(online)])
-    if ctx.session.get_bind().dialect.name == "postgresql":
+        chunk = sorted(service_ids[start:start + 1000])
+        rows = select(literal(ctx.now, CoaJob.created_at.type), Service.id, Service.login,
+                      literal(kind), literal(reason), literal(ctx.actor.login),
+                      literal(True, Boolean()), literal(PENDING),
+                      literal(ctx.now, CoaJob.next_attempt_at.type)
+                      ).where(Service.id.in_(chunk), online).order_by(Service.id)
+        result = ctx.session.execute(insert(CoaJob).from_select(columns, rows))
+        queued += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if queued and ctx.session.get_bind().dialect.name == "postgresql":
         ctx.session.execute(text("SELECT pg_notify(:channel, :payload)"),
                             {"channel": NOTIFY_CHANNEL, "payload": "coa"})
-    return len(online)
+    return queued
