@@ -130,6 +130,22 @@ class Server:
             time.sleep(0.2)
         return time.monotonic() - started
 
+    def drops(self) -> str:
+        """Requests the server dropped so far, by reason (its /metrics), for the phase lines."""
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                          timeout=5).read().decode()
+        except OSError as exc:
+            return f"metrics unavailable ({exc})"
+        found = []
+        for match in re.finditer(r'^aaa_radius_(dropped_total\{reason="[^"]+"|receive_drops_total\{port="auth")'
+                                 r"[^}]*\} ([0-9.e+]+)$", text, re.M):
+            if float(match.group(2)) > 0:
+                label = match.group(1).split('"')[1]
+                found.append(f"{'kernel receive buffer' if label == 'auth' else label}="
+                             f"{float(match.group(2)):.0f}")
+        return ", ".join(found) or "none"
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
@@ -161,6 +177,7 @@ def phases(server: Server, subscribers: list[Subscriber], args: argparse.Namespa
     paced = run_load(LoadConfig(**{**asdict(base), "rate": args.rate, "window": args.rate_cap}),
                      subscribers)
     print(f"{label} latency:    " + paced.summary(), flush=True)
+    print(f"{label}: requests dropped by the server so far: {server.drops()}", flush=True)
     return window, paced
 
 

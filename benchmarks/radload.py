@@ -99,6 +99,7 @@ class LoadResult:
     bad_authenticator: int = 0
     stray: int = 0  # unknown Identifier, or a late reply to a timed-out request
     timeouts: int = 0
+    skipped: int = 0  # rate mode: scheduled slots not sent (cap reached, Identifier still out)
     elapsed: float = 0.0
     throughput: float = 0.0
     p50_ms: float = 0.0
@@ -125,7 +126,8 @@ class LoadResult:
                 f"{self.elapsed:.2f} s = {self.throughput:,.0f} req/s; latency ms "
                 f"p50 {self.p50_ms:.3f} p95 {self.p95_ms:.3f} p99 {self.p99_ms:.3f} "
                 f"max {self.max_ms:.3f}"
-                + (f"; send lag p99 {self.send_lag_p99_ms:.3f} ms" if self.mode == "rate" else "")
+                + (f"; send lag p99 {self.send_lag_p99_ms:.3f} ms, {self.skipped:,} slots skipped"
+                   if self.mode == "rate" else "")
                 + (f"; ERRORS wrong_code={self.wrong_code} bad_auth={self.bad_authenticator} "
                    f"stray={self.stray} timeouts={self.timeouts}" if errors else ""))
 
@@ -270,7 +272,7 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
     outstanding = [0] * nsock
     latencies = array("d")
     lags = array("d")
-    sent = ok = wrong_code = bad_auth = stray = timeouts = 0
+    sent = ok = wrong_code = bad_auth = stray = timeouts = skipped = 0
     rate_mode = config.rate > 0
     deadline = begin + config.duration
     first_send = 0.0
@@ -330,11 +332,12 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
                 i = next_k % nsock
                 if total_out < cap and send(i, now):
                     lags.append(now - due)
-                    next_k += 1
-                elif total_out >= cap or position[i] >= sizes[i]:
-                    next_k += 1  # over the cap: this slot of the schedule is skipped
                 else:
-                    break  # Identifier still out on that socket; retry on the next pass
+                    # Over the cap, or that socket's next Identifier is still out (its
+                    # request unanswered): the slot is skipped, never waited for, so one
+                    # lost reply cannot stall the open-loop schedule.
+                    skipped += 1
+                next_k += 1
                 due = begin + next_k * interval
             wait = max(0.0, min(due - perf(), 0.05))
         else:
@@ -391,7 +394,7 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
                 if sending and not rate_mode:
                     send(i, got)
     return {"sent": sent, "ok": ok, "wrong_code": wrong_code, "bad_authenticator": bad_auth,
-            "stray": stray, "timeouts": timeouts, "first_send": first_send,
+            "stray": stray, "timeouts": timeouts, "skipped": skipped, "first_send": first_send,
             "last_recv": last_recv, "latencies": latencies.tobytes(), "lags": lags.tobytes()}
 
 
@@ -450,7 +453,7 @@ def merge(parts: list[dict[str, Any]], config: LoadConfig) -> LoadResult:
     latencies = array("d")
     lags = array("d")
     for part in parts:
-        for name in ("sent", "ok", "wrong_code", "bad_authenticator", "stray", "timeouts"):
+        for name in ("sent", "ok", "wrong_code", "bad_authenticator", "stray", "timeouts", "skipped"):
             setattr(result, name, getattr(result, name) + part[name])
         chunk = array("d")
         chunk.frombytes(part["latencies"])

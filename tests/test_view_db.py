@@ -112,8 +112,9 @@ def test_authlog_writer_drops_when_full(sessions: sessionmaker[Session]) -> None
 
 def test_authlog_process_writes_and_learns(engine: Engine, sessions: sessionmaker[Session],
                                            fresh_db_url: str) -> None:
-    """The process writer stores every submitted record and learns the MAC, like the thread
-    writer, and reports what it wrote back to the daemon's metrics."""
+    """The process writer stores every submitted record — whole chunks sealed by `submit`
+    and the leftover sealed by the sender — and learns the MAC, like the thread writer,
+    and reports what it wrote back to the daemon's metrics."""
     from aaa.daemon.authlog_process import AuthLogProcess
 
     act(sessions, setup)
@@ -125,11 +126,11 @@ def test_authlog_process_writes_and_learns(engine: Engine, sessions: sessionmake
     writer.start()
     record = AuthRecord(NOW.timestamp(), "bia", bia_id, 1, "10.0.0.1", "accept", "ok", None, False,
                         "vlan9", False, None, "pool-fibra", 3, 4)
-    for _ in range(120):
+    for _ in range(600):  # two chunks of 256 and a leftover of 88
         writer.submit(record, "AA:BB:CC:00:00:01")
     writer.stop(timeout=30)
     with sessions() as session:
-        assert len(authlog.query(session, login="bia")) == 120
+        assert len(authlog.query(session, login="bia", limit=1000)) == 600
         bia = session.get(Service, bia_id)
         assert bia is not None and bia.mac == "AA:BB:CC:00:00:01"
-    assert metrics.registry.get_sample_value("aaa_authlog_written_total") == 120
+    assert metrics.registry.get_sample_value("aaa_authlog_written_total") == 600

@@ -2,11 +2,14 @@
 
 Formatting and writing thousands of rows a second in a thread of the daemon makes the
 reactor wait for the interpreter lock after every reply it sends (measured: a third of
-the throughput). Here the daemon only appends to a deque (as with the thread writer);
-a small sender thread pickles what accumulated every `interval` and pipes it to a child
-process, which writes it with the same `store` and reports back what it wrote. When the
-child falls behind (database away), the pipe fills, the sender waits, the deque fills,
-and further records are dropped and counted — the reactor never blocks.
+the throughput). Here the daemon appends each record to a deque and, every `chunk`
+records, pickles a chunk itself (a fraction of a millisecond, on the reactor thread, so
+no other thread competes for the interpreter lock with it); a small sender thread only
+ships the sealed bytes down a pipe (the write releases the lock) and, every `interval`,
+seals what a quiet period left behind. A child process writes the rows with the same
+`store` and reports back what it wrote. When the child falls behind (database away), the
+pipe fills, the sender waits, the buffer fills, and further records are dropped and
+counted — the reactor never blocks.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ def _child(url: str, connection: Connection) -> None:
         payload = connection.recv_bytes()
         if payload == _STOP:
             break
-        rows, learned = pickle.loads(payload)
-        records = [AuthRecord._make(row) for row in rows]
+        chunks, learned = pickle.loads(payload)
+        records = [AuthRecord._make(row) for chunk in chunks for row in pickle.loads(chunk)]
         backoff = 0.5
         while True:
             started = time.perf_counter()
@@ -58,27 +61,53 @@ class AuthLogProcess:
     """Same interface as `AuthLogWriter` (submit, start, stop); the writing happens elsewhere."""
 
     def __init__(self, url: str, metrics: Metrics, capacity: int = 200_000, batch: int = 20_000,
-                 interval: float = 0.25) -> None:
+                 interval: float = 0.25, chunk: int = 256) -> None:
         self._url = url
         self._metrics = metrics
         self._records: deque[AuthRecord] = deque()
+        self._sealed: deque[tuple[int, bytes]] = deque()  # (rows, pickled rows) ready to ship
+        self._sealed_rows = 0
+        self._lock = threading.Lock()
         self._learn: deque[tuple[int, str]] = deque()
         self._capacity = capacity
         self._batch = batch
         self._interval = interval
+        self._chunk = chunk
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="authlog-sender", daemon=True)
         self._process: Any = None
         self._connection: Connection | None = None
-        metrics.authlog_depth.set_function(lambda: len(self._records))
+        metrics.authlog_depth.set_function(lambda: len(self._records) + self._sealed_rows)
 
     def submit(self, record: AuthRecord, learn_mac: str | None = None) -> None:
-        if len(self._records) >= self._capacity:
+        records = self._records
+        if len(records) + self._sealed_rows >= self._capacity:
             self._metrics.authlog_dropped.inc()
             return
-        self._records.append(record)
+        records.append(record)
         if learn_mac is not None and record.service_id is not None:
             self._learn.append((record.service_id, learn_mac))
+        if len(records) >= self._chunk:
+            self._seal(self._chunk)
+
+    def _seal(self, limit: int) -> None:
+        """Pickle up to `limit` buffered records into one chunk for the sender to ship.
+
+        Called by the reactor (full chunks) and by the sender (leftovers): both only
+        popleft, which a deque does atomically, so a record goes into exactly one chunk.
+        """
+        rows: list[tuple[Any, ...]] = []
+        pop = self._records.popleft
+        try:
+            while len(rows) < limit:
+                rows.append(tuple(pop()))
+        except IndexError:
+            pass
+        if rows:
+            payload = pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
+            with self._lock:  # both threads seal; the count must not lose an update
+                self._sealed_rows += len(rows)
+                self._sealed.append((len(rows), payload))
 
     def start(self) -> None:
         self._spawn()
@@ -108,19 +137,21 @@ class AuthLogProcess:
             if self._process.is_alive():
                 self._process.kill()
 
-    def _take(self) -> tuple[list[tuple[Any, ...]], dict[int, str]]:
-        rows: list[tuple[Any, ...]] = []
-        pop = self._records.popleft
-        try:
-            while len(rows) < self._batch:
-                rows.append(tuple(pop()))
-        except IndexError:
-            pass
+    def _take(self) -> tuple[list[bytes], int, dict[int, str]]:
+        """Sealed chunks up to about `batch` rows (leftovers sealed first), and MACs to learn."""
+        if len(self._records) < self._chunk:
+            self._seal(self._chunk)  # a quiet period's leftovers: the reactor won't seal them
+        chunks: list[bytes] = []
+        rows = 0
+        while self._sealed and rows < self._batch:
+            count, payload = self._sealed.popleft()
+            chunks.append(payload)
+            rows += count
         learned: dict[int, str] = {}
         while self._learn:
             service_id, mac = self._learn.popleft()
             learned.setdefault(service_id, mac)
-        return rows, learned
+        return chunks, rows, learned
 
     def _drain_acks(self, block_until_eof: bool = False, timeout: float = 0.0) -> None:
         connection = self._connection
@@ -140,18 +171,21 @@ class AuthLogProcess:
     def _run(self) -> None:
         while True:
             stopping = self._stopping.is_set()
-            rows, learned = self._take()
-            if rows or learned:
+            chunks, rows, learned = self._take()
+            if chunks or learned:
                 try:
                     assert self._connection is not None
-                    self._connection.send_bytes(pickle.dumps((rows, learned), pickle.HIGHEST_PROTOCOL))
+                    self._connection.send_bytes(pickle.dumps((chunks, learned), pickle.HIGHEST_PROTOCOL))
                 except (OSError, ValueError) as exc:  # the child died: start another
-                    log_event("authlog_child_lost", error=type(exc).__name__, rows=len(rows))
+                    log_event("authlog_child_lost", error=type(exc).__name__, rows=rows)
                     self._spawn()
                     self._stopping.wait(1.0)
                     continue
+                finally:
+                    with self._lock:
+                        self._sealed_rows -= rows
             self._drain_acks()
-            if stopping and not self._records:
+            if stopping and not self._records and not self._sealed:
                 return
-            if not rows:
+            if not chunks:
                 self._stopping.wait(self._interval)

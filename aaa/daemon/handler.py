@@ -17,7 +17,7 @@ from aaa.daemon.metrics import Metrics
 from aaa.db.authlog import AuthRecord
 from aaa.log import log_event
 from aaa.policy.mac import canonical_mac
-from aaa.policy.rules import PolicySettings, RequestFacts, decide
+from aaa.policy.rules import PolicySettings, RequestFacts, Verdict, decide
 from aaa.policy.view import NasFacts, ServiceFacts, SubscriberView
 from aaa.radius import (
     DuplicateCache,
@@ -36,8 +36,9 @@ from aaa.radius import (
     strip_domain,
     verify_message_authenticator,
 )
-from aaa.radius.dictionary import Dictionary
+from aaa.radius.dictionary import AttrKey, Dictionary
 from aaa.radius.errors import EncodeError
+from aaa.radius.hiding import unhide_password
 
 AuthSink = Callable[[AuthRecord, str | None], None]  # the record, and a MAC to learn
 
@@ -46,6 +47,7 @@ _STATUS_SERVER = PacketCode.STATUS_SERVER
 _ACCEPT = PacketCode.ACCESS_ACCEPT
 _REJECT = PacketCode.ACCESS_REJECT
 _USER_NAME = 1
+_USER_PASSWORD = 2
 _CHAP_PASSWORD = 3
 _NAS_PORT_ID = 87
 _CALLING_STATION_ID = 31
@@ -59,19 +61,11 @@ UNKNOWN_CLIENT_LOG_INTERVAL = 10.0  # seconds: at most one log line per interval
 # dropped (a proxy chain that long is a loop or an attack: RFC 2865 has each proxy add
 # one), and so is one whose reply, which must echo them all, would exceed 4096 octets.
 MAX_PROXY_STATES = 8
-_PROXY_STATE = 33
-_PROXY_STATE_OCTET = b"!"  # chr(33): a packet without this octet has no Proxy-State
 
 
 def too_many_proxy_states(packet: Packet) -> bool:
     """True when the request carries more than MAX_PROXY_STATES Proxy-State attributes."""
-    if _PROXY_STATE_OCTET not in packet.raw:  # the common case costs one C-level scan
-        return False
-    count = 0
-    for key, _ in packet.attributes:
-        if key == _PROXY_STATE:
-            count += 1
-    return count > MAX_PROXY_STATES
+    return packet.proxy_state_count > MAX_PROXY_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +83,11 @@ class Credentials:
     mschap2_success: bytes | None = None
     mppe_send: bytes | None = None
     mppe_recv: bytes | None = None
+
+
+_PAP_OK, _PAP_FAILED = Credentials(True, "pap"), Credentials(False, "pap")
+_CHAP_OK, _CHAP_FAILED = Credentials(True, "chap"), Credentials(False, "chap")
+_NO_METHOD = Credentials(False, "none")
 
 
 class AuthHandler:
@@ -182,7 +181,8 @@ class AuthHandler:
         self._unknown_suppressed = 0
 
     def _access(self, packet: Packet, nas: NasFacts, now: float) -> bytes | None:
-        raw_name = packet.get_raw(_USER_NAME)
+        fields = packet.first_values()
+        raw_name = fields.get(_USER_NAME)
         if not raw_name:
             self.metrics.drop("no_user_name", nas.name)
             return None
@@ -191,18 +191,17 @@ class AuthHandler:
             login = login.split("@", 1)[0]
         view = self.view
         service = view.services_by_login.get(login)
-        credentials = self._authenticate(packet, nas, service, raw_name)
+        credentials = self._authenticate(packet, fields, nas, service, raw_name)
         if credentials is None:
             self.metrics.drop("bad_authenticator", nas.name)  # undecodable hidden password
             return None
-        calling = packet.get_raw(_CALLING_STATION_ID)
+        calling = fields.get(_CALLING_STATION_ID)
         mac_text = calling.decode("ascii", "replace") if calling else None
         mac = self._canonical_mac(mac_text) if mac_text else None
-        port_raw = packet.get_raw(_NAS_PORT_ID)
+        port_raw = fields.get(_NAS_PORT_ID)
         port_id = port_raw.decode("utf-8", "replace") if port_raw is not None else None
         open_sessions = self.open_sessions(service.id) if self.open_sessions and service else None
-        facts = RequestFacts(login=login, nas=nas, authenticated=credentials.ok, mac=mac,
-                             port_id=port_id, open_sessions=open_sessions)
+        facts = RequestFacts(login, nas, credentials.ok, mac, port_id, open_sessions)
         decision = decide(facts, view, datetime.fromtimestamp(now, UTC), self.settings.policy)
         attributes = self._encoded.get(decision.reply)
         if attributes is None:
@@ -210,15 +209,18 @@ class AuthHandler:
             if len(self._encoded) > 100_000:  # bounded: free-text Reply-Messages vary
                 self._encoded.clear()
             self._encoded[decision.reply] = attributes
-        if decision.accepted and credentials.mschap2_success is not None:
+        accepted = decision.verdict is Verdict.ACCEPT
+        if accepted and credentials.mschap2_success is not None:
             attributes += self._mschap2_attributes(packet, nas, credentials)
-        reply = build_reply(packet, _ACCEPT if decision.accepted else _REJECT, nas.secret, attributes)
+        reply = build_reply(packet, _ACCEPT if accepted else _REJECT, nas.secret, attributes)
         verdict = decision.verdict.value
         self.metrics.requests.inc(nas.name, credentials.method, verdict)
+        reasons = decision.reasons
         self.sink(AuthRecord(now, login, decision.service_id, nas.id, nas.ip, verdict,
-                             "; ".join(decision.reasons), mac_text, decision.mac_differs, port_id,
-                             decision.interface_differs, decision.ip, decision.pool,
-                             decision.download_kbps, decision.upload_kbps), decision.learn_mac)
+                             reasons[0] if len(reasons) == 1 else "; ".join(reasons), mac_text,
+                             decision.mac_differs, port_id, decision.interface_differs, decision.ip,
+                             decision.pool, decision.download_kbps, decision.upload_kbps),
+                  decision.learn_mac)
         return reply
 
     def _canonical_mac(self, text: str) -> str:
@@ -230,34 +232,41 @@ class AuthHandler:
             self._macs[text] = mac
         return mac
 
-    def _authenticate(self, packet: Packet, nas: NasFacts, service: ServiceFacts | None,
-                      raw_name: bytes) -> Credentials | None:
-        """Check the password by whichever method the request carries; None if undecodable."""
-        expected = service.password.encode() if service else None
-        for key, raw in packet.attributes:
-            if key == 2:  # User-Password
-                try:
-                    given = packet.user_password(nas.secret)
-                except MalformedPacket:
-                    return None
-                ok = expected is not None and given is not None and check_pap(given, expected)
-                return Credentials(ok, "pap")
-            if key == _CHAP_PASSWORD:
-                challenge = packet.get_raw(_CHAP_CHALLENGE) or packet.authenticator
-                ok = expected is not None and len(raw) == 17 and check_chap(raw, challenge, expected)
-                return Credentials(ok, "chap")
-            if key == _MS_CHAP2_RESPONSE:
-                return self._mschap2(packet, nas, service, raw, raw_name)
-            if key == _MS_CHAP_RESPONSE:
-                v1_challenge = packet.get_raw(_MS_CHAP_CHALLENGE)
-                ok = (expected is not None and service is not None and v1_challenge is not None
-                      and check_mschap1(v1_challenge, raw, nt_password_hash(service.password)))
-                return Credentials(bool(ok), "mschap")
-        return Credentials(False, "none")
+    def _authenticate(self, packet: Packet, fields: dict[AttrKey, bytes], nas: NasFacts,
+                      service: ServiceFacts | None, raw_name: bytes) -> Credentials | None:
+        """Check the password by whichever method the request carries; None if undecodable.
 
-    def _mschap2(self, packet: Packet, nas: NasFacts, service: ServiceFacts | None, response: bytes,
+        RFC 2865 forbids more than one method in a request; should one carry several,
+        the first present of PAP, CHAP, MS-CHAPv2, MS-CHAPv1 is the one checked.
+        """
+        hidden = fields.get(_USER_PASSWORD)
+        if hidden is not None:
+            try:
+                given = unhide_password(hidden, nas.secret, packet.authenticator)
+            except MalformedPacket:
+                return None
+            ok = service is not None and check_pap(given, service.password.encode())
+            return _PAP_OK if ok else _PAP_FAILED
+        chap = fields.get(_CHAP_PASSWORD)
+        if chap is not None:
+            challenge = fields.get(_CHAP_CHALLENGE) or packet.authenticator
+            ok = service is not None and len(chap) == 17 and check_chap(
+                chap, challenge, service.password.encode())
+            return _CHAP_OK if ok else _CHAP_FAILED
+        response = fields.get(_MS_CHAP2_RESPONSE)
+        if response is not None:
+            return self._mschap2(fields, service, response, raw_name)
+        response = fields.get(_MS_CHAP_RESPONSE)
+        if response is not None:
+            v1_challenge = fields.get(_MS_CHAP_CHALLENGE)
+            ok = (service is not None and v1_challenge is not None
+                  and check_mschap1(v1_challenge, response, nt_password_hash(service.password)))
+            return Credentials(bool(ok), "mschap")
+        return _NO_METHOD
+
+    def _mschap2(self, fields: dict[AttrKey, bytes], service: ServiceFacts | None, response: bytes,
                  raw_name: bytes) -> Credentials:
-        challenge = packet.get_raw(_MS_CHAP_CHALLENGE)
+        challenge = fields.get(_MS_CHAP_CHALLENGE)
         if service is None or challenge is None:
             return Credentials(False, "mschapv2")
         result = check_mschap2(challenge, response, strip_domain(raw_name),

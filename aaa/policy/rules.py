@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
+from typing import NamedTuple
 
 from aaa.policy.vendors import OtherVendorRates, ReplyAttribute, render_speed
-from aaa.policy.view import NasFacts, ServiceFacts, SubscriberView
+from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView
 
 POOL_TOTAL = "POOL_SUSPENSAO_TOTAL"
 POOL_PARTIAL = "POOL_SUSPENSAO_PARCIALMENTE"
@@ -34,8 +36,9 @@ class PolicySettings:
     other_rates: OtherVendorRates = field(default_factory=OtherVendorRates)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
+class RequestFacts(NamedTuple):
+    """What the request says, as the decision needs it (a tuple: built once per request)."""
+
     login: str
     nas: NasFacts
     authenticated: bool = True  # the password check's outcome (explain assumes it passed)
@@ -44,8 +47,9 @@ class RequestFacts:
     open_sessions: int | None = None  # None: simultaneous use not enforced
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """The verdict, the reply attributes and why (a tuple: built once per request)."""
+
     verdict: Verdict
     reply: tuple[ReplyAttribute, ...] = ()
     reasons: tuple[str, ...] = ()
@@ -58,11 +62,16 @@ class Decision:
     ip: str | None = None
     download_kbps: int | None = None
     upload_kbps: int | None = None
-    flags: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def accepted(self) -> bool:
         return self.verdict is Verdict.ACCEPT
+
+    @property
+    def flags(self) -> frozenset[str]:
+        """The anomalies the auth log and `aaa explain` single out."""
+        return frozenset(name for name, on in (("mac_differs", self.mac_differs),
+                                                ("interface_differs", self.interface_differs)) if on)
 
 
 # Strictness of a status when a service and its associated services are combined.
@@ -97,9 +106,9 @@ def effective_status(service: ServiceFacts, view: SubscriberView, now: datetime)
     status, reasons = _own_status(service, now)
     if status not in _RANK:
         return status, reasons
-    partners = list(view.associated_to.get(service.id, ()))
+    partners = view.associated_to.get(service.id, ())
     if service.associated_service_id is not None:
-        partners.append(service.associated_service_id)
+        partners = (*partners, service.associated_service_id)
     for partner_id in partners:
         partner = view.services_by_id.get(partner_id)
         if partner is None:
@@ -111,8 +120,7 @@ def effective_status(service: ServiceFacts, view: SubscriberView, now: datetime)
     return status, reasons
 
 
-def _speed(service: ServiceFacts, view: SubscriberView, now: datetime) -> tuple[int, int, str]:
-    plan = view.plans[service.plan_id]
+def _speed(service: ServiceFacts, plan: PlanFacts, now: datetime) -> tuple[int, int, str]:
     if (service.nav_download_kbps and service.nav_upload_kbps
             and (service.nav_until is None or service.nav_until > now)):
         until = service.nav_until.isoformat() if service.nav_until else "no end date"
@@ -131,8 +139,15 @@ def _fixed_ipv4(service: ServiceFacts, view: SubscriberView) -> str | None:
     return None
 
 
-def reject(reason: str, **extra: object) -> Decision:
-    return Decision(Verdict.REJECT, (("Reply-Message", reason),), (reason,), **extra)  # type: ignore[arg-type]
+def reject(reason: str, service_id: int | None = None, status: str | None = None,
+           mac_differs: bool = False, interface_differs: bool = False) -> Decision:
+    return Decision(Verdict.REJECT, (("Reply-Message", reason),), (reason,), service_id, status,
+                    mac_differs, interface_differs)
+
+
+# The speed attributes are a pure function of few values shared by most subscribers:
+# rendered once per (vendor, speeds, settings) rather than formatted per request.
+_speed_attributes = lru_cache(maxsize=4096)(render_speed)
 
 
 def decide(request: RequestFacts, view: SubscriberView, now: datetime,
@@ -141,45 +156,45 @@ def decide(request: RequestFacts, view: SubscriberView, now: datetime,
     if service is None:
         return reject("unknown login")
     if not request.authenticated:
-        return reject("wrong password", service_id=service.id)
+        return reject("wrong password", service.id)
 
     reasons: list[str] = []
-    flags: set[str] = set()
-    mac_differs = bool(service.mac and request.mac and request.mac != service.mac)
+    mac = request.mac
+    mac_differs = bool(service.mac and mac and mac != service.mac)
     learn = None
     if mac_differs:
-        flags.add("mac_differs")
-        reasons.append(f"MAC {request.mac} differs from registered {service.mac}")
+        reasons.append(f"MAC {mac} differs from registered {service.mac}")
         if service.mac_binding == "enforce":
-            return reject("MAC address not allowed", service_id=service.id, mac_differs=True,
-                          flags=frozenset(flags))
-    elif service.mac is None and request.mac and service.mac_binding == "learn":
-        learn = request.mac
-        reasons.append(f"learning MAC {request.mac}")
+            return reject("MAC address not allowed", service.id, mac_differs=True)
+    elif service.mac is None and mac and service.mac_binding == "learn":
+        learn = mac
+        reasons.append(f"learning MAC {mac}")
     interface_differs = _interface_differs(service, request)
     if interface_differs:
-        flags.add("interface_differs")
         reasons.append(f"interface {request.port_id!r} differs from registered {service.interface!r}")
 
-    status, status_reasons = effective_status(service, view, now)
-    reasons.extend(status_reasons)
-    common = {"service_id": service.id, "effective_status": status, "mac_differs": mac_differs,
-              "interface_differs": interface_differs, "flags": frozenset(flags)}
-    if status in _REJECT_MESSAGES:
-        return reject(_REJECT_MESSAGES[status], **common)
+    if (service.associated_service_id is None and service.trust_unlock_until is None
+            and service.id not in view.associated_to):
+        status = service.status  # the common case: nothing else to weigh
+    else:
+        status, status_reasons = effective_status(service, view, now)
+        reasons.extend(status_reasons)
     if status not in _RANK:
-        return reject(f"service status {status}", **common)
+        message = _REJECT_MESSAGES.get(status) or f"service status {status}"
+        return reject(message, service.id, status, mac_differs, interface_differs)
     if request.open_sessions is not None and request.open_sessions >= service.simultaneous_use:
-        return reject(f"simultaneous use limit {service.simultaneous_use} reached", **common)
+        return reject(f"simultaneous use limit {service.simultaneous_use} reached", service.id, status,
+                      mac_differs, interface_differs)
 
-    download, upload, speed_reason = _speed(service, view, now)
     plan = view.plans[service.plan_id]
+    download, upload, speed_reason = _speed(service, plan, now)
     pool: str | None = None
     ip: str | None = None
     if status == "suspended_debt":
         pool = view.variables.get(POOL_TOTAL) or None
         if pool is None:
-            return reject("service suspended for debt", **common)
+            return reject("service suspended for debt", service.id, status, mac_differs,
+                          interface_differs)
         download, upload = settings.debt_download_kbps, settings.debt_upload_kbps
         reasons.append(f"suspended for debt: pool {pool}")
     else:
@@ -195,20 +210,21 @@ def decide(request: RequestFacts, view: SubscriberView, now: datetime,
         if pool is None:
             ip = _fixed_ipv4(service, view)
             pool = None if ip else plan.pool
-    reply: list[ReplyAttribute] = []
     if ip:
-        reply.append(("Framed-IP-Address", ip))
+        reply: tuple[ReplyAttribute, ...] = (("Framed-IP-Address", ip),)
     elif pool:
-        reply.append(("Framed-Pool", pool))
+        reply = (("Framed-Pool", pool),)
+    else:
+        reply = ()
     if service.ipv6_prefix and status != "suspended_debt":
-        reply.append(("Delegated-IPv6-Prefix", service.ipv6_prefix))
-    reply.extend(render_speed(request.nas.vendor, download, upload, settings.other_rates))
+        reply += (("Delegated-IPv6-Prefix", service.ipv6_prefix),)
+    reply += _speed_attributes(request.nas.vendor, download, upload, settings.other_rates)
     if settings.session_timeout:
-        reply.append(("Session-Timeout", settings.session_timeout))
+        reply += (("Session-Timeout", settings.session_timeout),)
     if settings.acct_interim_interval:
-        reply.append(("Acct-Interim-Interval", settings.acct_interim_interval))
-    return Decision(Verdict.ACCEPT, tuple(reply), tuple(reasons), learn_mac=learn, pool=pool, ip=ip,
-                    download_kbps=download, upload_kbps=upload, **common)  # type: ignore[arg-type]
+        reply += (("Acct-Interim-Interval", settings.acct_interim_interval),)
+    return Decision(Verdict.ACCEPT, reply, tuple(reasons), service.id, status, mac_differs,
+                    interface_differs, learn, pool, ip, download, upload)
 
 
 def _reduced(download: int, upload: int, kind: str, value: int) -> tuple[int, int]:

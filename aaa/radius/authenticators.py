@@ -52,12 +52,11 @@ def verify_message_authenticator(
     if raw[at + 1] != 18:
         return False
     if request_authenticator is not None:
-        authenticator = request_authenticator
+        data = b"".join((raw[:4], request_authenticator, raw[20 : at + 2], ZERO16, raw[at + 18 :]))
     elif packet.code in HASHED_REQUESTS:
-        authenticator = ZERO16
-    else:
-        authenticator = raw[4:20]
-    data = b"".join((raw[:4], authenticator, raw[20 : at + 2], ZERO16, raw[at + 18 :]))
+        data = b"".join((raw[:4], ZERO16, raw[20 : at + 2], ZERO16, raw[at + 18 :]))
+    else:  # Access-Request, Status-Server: the authenticator field is signed as sent
+        data = b"".join((raw[: at + 2], ZERO16, raw[at + 18 :]))
     return hmac.compare_digest(_hmac_md5(secret, data), raw[at + 2 : at + 18])
 
 
@@ -156,9 +155,8 @@ def build_reply(
     replies when `message_authenticator` is true or (if None) the request carried one.
     """
     body = _join(attributes)
-    states = [raw for key, raw in request.attributes if key == PROXY_STATE]
-    if states:
-        body += b"".join(bytes((PROXY_STATE, len(raw) + 2)) + raw for raw in states)
+    if request.proxy_state_count:
+        body += proxy_states(request)
     if code in ACCESS_REPLIES:
         with_ma = True
     elif message_authenticator is None:

@@ -9,7 +9,7 @@ are dropped from the front.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from enum import Enum
 
 from aaa.radius.packet import Packet
@@ -32,9 +32,13 @@ def request_key(nas_address: str, source_port: int, request: Packet) -> CacheKey
 
 
 class DuplicateCache:
-    """Bounded map of request identity -> reply octets, forgotten after `window` seconds."""
+    """Bounded map of request identity -> reply octets, forgotten after `window` seconds.
 
-    __slots__ = ("_entries", "max_entries", "window")
+    A plain dict holds the entries and a deque their expiry order; a deque item whose
+    entry was since replaced or forgotten is stale and skipped when it reaches the front.
+    """
+
+    __slots__ = ("_entries", "_order", "max_entries", "window")
 
     def __init__(self, window: float = 5.0, max_entries: int = 65536) -> None:
         if window <= 0 or max_entries <= 0:
@@ -42,18 +46,18 @@ class DuplicateCache:
         self.window = window
         self.max_entries = max_entries
         # key -> (expires_at, reply or IN_PROGRESS)
-        self._entries: OrderedDict[CacheKey, tuple[float, bytes | Pending]] = OrderedDict()
+        self._entries: dict[CacheKey, tuple[float, bytes | Pending]] = {}
+        self._order: deque[tuple[float, CacheKey]] = deque()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _expire(self, now: float) -> None:
-        entries = self._entries
-        while entries:
-            key, (expires_at, _) = next(iter(entries.items()))
-            if expires_at > now:
-                break
-            del entries[key]
+    def _drop_front(self) -> None:
+        """Forget the entry at the front of the order (if it is still the live one)."""
+        expires_at, key = self._order.popleft()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == expires_at:
+            del self._entries[key]
 
     def lookup(self, key: CacheKey, now: float) -> bytes | Pending | None:
         """The cached reply, `IN_PROGRESS`, or None for a request not seen in the window.
@@ -62,10 +66,8 @@ class DuplicateCache:
         (or `forget` if no reply will be sent).
         """
         entry = self._entries.get(key)
-        if entry is not None:
-            if entry[0] > now:
-                return entry[1]
-            del self._entries[key]
+        if entry is not None and entry[0] > now:
+            return entry[1]
         self._insert(key, IN_PROGRESS, now)
         return None
 
@@ -78,15 +80,21 @@ class DuplicateCache:
 
     def store(self, key: CacheKey, reply: bytes, now: float) -> None:
         """Remember the reply sent for `key` for the next `window` seconds."""
-        self._entries.pop(key, None)
         self._insert(key, reply, now)
 
     def forget(self, key: CacheKey) -> None:
         self._entries.pop(key, None)
 
     def _insert(self, key: CacheKey, value: bytes | Pending, now: float) -> None:
-        self._expire(now)
+        order = self._order
+        while order and order[0][0] <= now:  # expired: they sit at the front
+            self._drop_front()
         entries = self._entries
-        while len(entries) >= self.max_entries:
-            entries.popitem(last=False)  # the oldest goes first
-        entries[key] = (now + self.window, value)
+        if key not in entries:
+            while len(entries) >= self.max_entries:  # the oldest goes first
+                self._drop_front()
+        while len(order) >= 2 * self.max_entries:  # stale items too are bounded
+            self._drop_front()
+        expires_at = now + self.window
+        entries[key] = (expires_at, value)
+        order.append((expires_at, key))

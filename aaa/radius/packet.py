@@ -19,6 +19,7 @@ from aaa.radius.hiding import salt_decrypt, unhide_password
 MIN_LENGTH = 20
 MAX_LENGTH = 4096
 MESSAGE_AUTHENTICATOR = 80
+PROXY_STATE = 33
 
 # Where a Message-Authenticator is: absent, or present more than once (never valid).
 NO_MA = -1
@@ -39,6 +40,7 @@ class Packet:
     dictionary: Dictionary = field(repr=False, compare=False)
     # Offset in `raw` of the Message-Authenticator attribute, or NO_MA / DUPLICATE_MA.
     message_authenticator_at: int = field(default=NO_MA, repr=False)
+    proxy_state_count: int = field(default=0, repr=False)  # a reply must echo them all
 
     # --- raw access -------------------------------------------------------------------
 
@@ -51,11 +53,16 @@ class Packet:
 
     def get_raw(self, attr: AttrRef) -> bytes | None:
         """The raw value of the first occurrence, or None."""
-        key = self._def(attr).key
+        # Numeric keys (the hot paths) need no dictionary lookup: a key is its own identity.
+        key = attr if type(attr) is int or type(attr) is tuple else self._def(attr).key
         for k, raw in self.attributes:
             if k == key:
                 return raw
         return None
+
+    def first_values(self) -> dict[AttrKey, bytes]:
+        """Attribute key -> raw value of its first occurrence, in one pass."""
+        return dict(reversed(self.attributes))
 
     def get_all_raw(self, attr: AttrRef) -> list[bytes]:
         key = self._def(attr).key
@@ -177,6 +184,7 @@ _SLOT_SETTERS = tuple(
         "raw",
         "dictionary",
         "message_authenticator_at",
+        "proxy_state_count",
     )
 )
 
@@ -199,6 +207,7 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
     attributes: list[tuple[AttrKey, bytes]] = []
     append = attributes.append
     ma_at = NO_MA
+    proxy_states = 0
     pos = MIN_LENGTH
     while pos < length:
         try:
@@ -222,10 +231,12 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
             # Not in the layout we know: the whole VSA stays raw under key 26.
         elif kind == MESSAGE_AUTHENTICATOR:
             ma_at = pos if ma_at == NO_MA else DUPLICATE_MA
+        elif kind == PROXY_STATE:
+            proxy_states += 1
         append((kind, data[pos + 2 : end]))
         pos = end
     packet = _new_packet(Packet)
-    s0, s1, s2, s3, s4, s5, s6 = _SLOT_SETTERS
+    s0, s1, s2, s3, s4, s5, s6, s7 = _SLOT_SETTERS
     s0(packet, data[0])
     s1(packet, data[1])
     s2(packet, data[4:20])
@@ -233,6 +244,7 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
     s4(packet, data)
     s5(packet, dictionary)
     s6(packet, ma_at)
+    s7(packet, proxy_states)
     return packet
 
 

@@ -54,3 +54,14 @@ def test_bounded_size_evicts_oldest() -> None:
     assert len(cache) == 0
     with pytest.raises(ValueError):
         DuplicateCache(window=0)
+
+
+def test_stale_order_items_stay_bounded_when_one_key_is_stored_over_and_over() -> None:
+    """Re-storing the same key leaves stale expiry items behind; they are bounded by
+    twice max_entries, and the live entry survives their cleanup."""
+    cache = DuplicateCache(window=5.0, max_entries=10)
+    for step in range(1000):
+        cache.store(KEY, b"reply", now=step * 0.001)
+    assert len(cache._order) <= 20
+    assert cache.get(KEY, now=1.0) == b"reply"
+    assert len(cache) == 1
