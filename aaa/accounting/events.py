@@ -8,6 +8,7 @@ index, so a replay applies exactly what was acknowledged.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,13 +69,11 @@ def unique_session_id(user: bytes, session_id: bytes, nas_ip: str, identifier: b
     return hashlib.md5(text, usedforsecurity=False).hexdigest()
 
 
-def _text(packet: Packet, key: int) -> str | None:
-    raw = packet.get_raw(key)
+def _text(raw: bytes | None) -> str | None:
     return raw.decode("utf-8", "replace") if raw is not None else None
 
 
-def _int(packet: Packet, key: int) -> int:
-    raw = packet.get_raw(key)
+def _int(raw: bytes | None, key: int) -> int:
     if raw is None:
         return 0
     if len(raw) != 4:
@@ -82,42 +81,62 @@ def _int(packet: Packet, key: int) -> int:
     return int.from_bytes(raw, "big")
 
 
+def _ipv4(raw: bytes | None) -> str | None:
+    return "%d.%d.%d.%d" % tuple(raw) if raw is not None and len(raw) == 4 else None  # noqa: UP031
+
+
+_CANONICAL_MAC = re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2}){5}")
+
+
+def _mac(calling: str) -> str:
+    """Calling-Station-Id as a canonical MAC when it is one (as MikroTik already sends it)."""
+    if _CANONICAL_MAC.fullmatch(calling):
+        return calling
+    return canonical_mac(calling) or calling
+
+
 def event_from_packet(packet: Packet, nas: NasFacts, source_ip: str, arrived: datetime,
                       service_id: int | None, login: str) -> AcctEvent:
     """The event an Accounting-Request describes; MalformedPacket when it describes none."""
-    status = STATUS_TYPES.get(_int(packet, _STATUS))
+    values = packet.first_values()  # one pass over the attributes, then dict look-ups
+    get = values.get
+    status = STATUS_TYPES.get(_int(get(_STATUS), _STATUS))
     if status is None:
         raise MalformedPacket("missing or unsupported Acct-Status-Type")
-    at = arrived - timedelta(seconds=_int(packet, _DELAY))
+    delay = get(_DELAY)
+    at = arrived - timedelta(seconds=_int(delay, _DELAY)) if delay is not None else arrived
     if status in NAS_EVENTS:
         return AcctEvent(status, at, nas.id, nas.ip)
-    session_id = packet.get_raw(_SESSION_ID)
+    session_id = get(_SESSION_ID)
     if not session_id:
         raise MalformedPacket("Acct-Session-Id missing")
-    nas_ip_raw = packet.get_raw(_NAS_IP)
-    nas_ip = ".".join(str(b) for b in nas_ip_raw) if nas_ip_raw and len(nas_ip_raw) == 4 else source_ip
-    port_raw = packet.get_raw(_NAS_PORT)
+    nas_ip = _ipv4(get(_NAS_IP)) or source_ip
+    port_raw = get(_NAS_PORT)
+    port_id = get(_NAS_PORT_ID)
     unique = unique_session_id(
-        packet.get_raw(_USER_NAME) or b"", session_id, nas_ip, packet.get_raw(_NAS_IDENTIFIER) or b"",
-        packet.get_raw(_NAS_PORT_ID) or b"", str(int.from_bytes(port_raw, "big")) if port_raw else "")
-    framed = packet.get_raw(_FRAMED_IP)
-    calling = _text(packet, _CALLING)
-    terminate = packet.get(_TERMINATE) if status == STOP else None
+        get(_USER_NAME) or b"", session_id, nas_ip, get(_NAS_IDENTIFIER) or b"",
+        port_id or b"", str(int.from_bytes(port_raw, "big")) if port_raw else "")
+    calling = _text(get(_CALLING))
     cause_name = None
-    if isinstance(terminate, int):
-        cause_name = packet.dictionary.attribute(_TERMINATE).value_name(terminate) or str(terminate)
-    prefix = packet.get(_FRAMED_IPV6_PREFIX)
-    delegated = packet.get(_DELEGATED_PREFIX)
+    if status == STOP and _TERMINATE in values:
+        terminate = packet.get(_TERMINATE)
+        if isinstance(terminate, int):
+            cause_name = packet.dictionary.attribute(_TERMINATE).value_name(terminate) or str(terminate)
+    prefix = packet.get(_FRAMED_IPV6_PREFIX) if _FRAMED_IPV6_PREFIX in values else None
+    delegated = packet.get(_DELEGATED_PREFIX) if _DELEGATED_PREFIX in values else None
+    in_giga, out_giga = get(_IN_GIGA), get(_OUT_GIGA)
     return AcctEvent(
         kind=status, at=at, nas_id=nas.id, nas_ip=nas.ip, unique_id=unique,
         acct_session_id=session_id.decode("utf-8", "replace"), login=login,
-        service_id=service_id, nas_port_id=_text(packet, _NAS_PORT_ID),
-        mac=(canonical_mac(calling) or calling) if calling else None,
-        framed_ip=".".join(str(b) for b in framed) if framed and len(framed) == 4 else None,
+        service_id=service_id, nas_port_id=_text(port_id),
+        mac=_mac(calling) if calling else None,
+        framed_ip=_ipv4(get(_FRAMED_IP)),
         ipv6_prefix=str(prefix) if prefix is not None else None,
         delegated_ipv6_prefix=str(delegated) if delegated is not None else None,
-        session_time=_int(packet, _SESSION_TIME),
-        input_octets=(_int(packet, _IN_GIGA) << 32) | _int(packet, _IN_OCTETS),
-        output_octets=(_int(packet, _OUT_GIGA) << 32) | _int(packet, _OUT_OCTETS),
+        session_time=_int(get(_SESSION_TIME), _SESSION_TIME),
+        input_octets=(_int(in_giga, _IN_GIGA) << 32 if in_giga is not None else 0)
+        | _int(get(_IN_OCTETS), _IN_OCTETS),
+        output_octets=(_int(out_giga, _OUT_GIGA) << 32 if out_giga is not None else 0)
+        | _int(get(_OUT_OCTETS), _OUT_OCTETS),
         terminate_cause=cause_name,
     )

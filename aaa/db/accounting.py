@@ -8,68 +8,71 @@ first known value. That is what makes journal replays and NAS retransmissions sa
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from aaa.accounting.events import NAS_EVENTS, STOP, AcctEvent
+from aaa.accounting.events import NAS_EVENTS, START, STOP, AcctEvent
 from aaa.db.models import AcctSession
 
 NAS_REBOOT = "NAS-Reboot"
 STALE = "Stale"
 _CLOSE_CHUNK = 5_000
-_UPSERT_CHUNK = 1_000  # 18 columns: well under PostgreSQL's 65,535 parameters
 _KEEP_FIRST = ("acct_session_id", "nas_id", "nas_ip", "login", "service_id", "nas_port_id", "mac",
                "framed_ip", "ipv6_prefix", "delegated_ipv6_prefix")
 _MAXIMA = ("updated_at", "session_time", "input_octets", "output_octets")
 
 
-def _row(event: AcctEvent) -> dict[str, Any]:
-    return {
-        "unique_id": event.unique_id, "acct_session_id": event.acct_session_id,
-        "nas_id": event.nas_id, "nas_ip": event.nas_ip, "login": event.login,
-        "service_id": event.service_id, "nas_port_id": event.nas_port_id, "mac": event.mac,
-        "framed_ip": event.framed_ip, "ipv6_prefix": event.ipv6_prefix,
-        "delegated_ipv6_prefix": event.delegated_ipv6_prefix, "started_at": event.started_at,
-        "updated_at": event.at, "stopped_at": event.at if event.kind == STOP else None,
-        "session_time": event.session_time, "input_octets": event.input_octets,
-        "output_octets": event.output_octets, "terminate_cause": event.terminate_cause,
-    }
+Row = tuple[Any, ...]  # the values of _COLUMNS, in that order
+
+_COLUMNS = ("unique_id", *_KEEP_FIRST, "started_at", "updated_at", "stopped_at", "session_time",
+            "input_octets", "output_octets", "terminate_cause")
+_KEEP_AT = range(1, 1 + len(_KEEP_FIRST))
+_STARTED, _UPDATED, _STOPPED, _SESSION_TIME, _INPUT, _OUTPUT, _CAUSE = range(11, 18)
 
 
-def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def _row(event: AcctEvent) -> Row:
+    at = event.at
+    kind = event.kind
+    return (event.unique_id, event.acct_session_id, event.nas_id, event.nas_ip, event.login,
+            event.service_id, event.nas_port_id, event.mac, event.framed_ip, event.ipv6_prefix,
+            event.delegated_ipv6_prefix,
+            at if kind == START else at - timedelta(seconds=event.session_time),
+            at, at if kind == STOP else None, event.session_time, event.input_octets,
+            event.output_octets, event.terminate_cause)
+
+
+def _merge(old: Row, new: Row) -> Row:
     """The same rule as the SQL upsert, for events of one batch with the same key."""
-    merged = dict(old)
-    for name in _KEEP_FIRST:
-        if merged[name] is None:
-            merged[name] = new[name]
-    for name in _MAXIMA:
-        merged[name] = max(merged[name], new[name])
-    merged["started_at"] = min(merged["started_at"], new["started_at"])
-    if merged["stopped_at"] is None:
-        merged["stopped_at"] = new["stopped_at"]
-        merged["terminate_cause"] = merged["terminate_cause"] or new["terminate_cause"]
-    return merged
+    merged = list(old)
+    for i in _KEEP_AT:
+        if merged[i] is None:
+            merged[i] = new[i]
+    for i in (_UPDATED, _SESSION_TIME, _INPUT, _OUTPUT):
+        merged[i] = max(merged[i], new[i])
+    merged[_STARTED] = min(merged[_STARTED], new[_STARTED])
+    if merged[_STOPPED] is None:
+        merged[_STOPPED] = new[_STOPPED]
+        merged[_CAUSE] = merged[_CAUSE] or new[_CAUSE]
+    return tuple(merged)
 
 
-def fold(events: Iterable[AcctEvent]) -> list[dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
+def fold(events: Iterable[AcctEvent]) -> list[Row]:
+    """One row per session, sorted by unique id: concurrent writers of overlapping groups
+    then lock their rows in the same order, so they wait for each other, never deadlock."""
+    rows: dict[str, Row] = {}
     for event in events:
         row = _row(event)
         previous = rows.get(event.unique_id)
         rows[event.unique_id] = row if previous is None else _merge(previous, row)
-    return list(rows.values())
+    return [rows[key] for key in sorted(rows)]
 
 
-_COLUMNS = ("unique_id", *_KEEP_FIRST, "started_at", "updated_at", "stopped_at", "session_time",
-            "input_octets", "output_octets", "terminate_cause")
-
-
-def _upsert_sql(dialect: str) -> str:
-    """INSERT ... ON CONFLICT (unique_id) DO UPDATE with the merge rule, per dialect."""
+def _update_clause(dialect: str) -> str:
     greatest, least = ("GREATEST", "LEAST") if dialect == "postgresql" else ("MAX", "MIN")
     current = "acct_sessions"
     updates = [f"{c} = COALESCE({current}.{c}, excluded.{c})" for c in _KEEP_FIRST]
@@ -77,9 +80,47 @@ def _upsert_sql(dialect: str) -> str:
     updates += [f"started_at = {least}({current}.started_at, excluded.started_at)",
                 f"stopped_at = COALESCE({current}.stopped_at, excluded.stopped_at)",
                 f"terminate_cause = COALESCE({current}.terminate_cause, excluded.terminate_cause)"]
-    values = "%s" if dialect == "postgresql" else f"({', '.join('?' * len(_COLUMNS))})"
-    return (f"INSERT INTO acct_sessions ({', '.join(_COLUMNS)}) VALUES {values} "
-            f"ON CONFLICT (unique_id) DO UPDATE SET {', '.join(updates)}")
+    return f"ON CONFLICT (unique_id) DO UPDATE SET {', '.join(updates)}"
+
+
+def _upsert_sql(dialect: str) -> str:
+    """INSERT ... ON CONFLICT (unique_id) DO UPDATE with the merge rule, per dialect.
+
+    PostgreSQL: one statement whatever the group's size, on one array per column
+    ($1..$18, unnest), so that it is prepared once per connection and never planned
+    again; SQLite: one row per execution (executemany)."""
+    columns = ", ".join(_COLUMNS)
+    if dialect == "postgresql":
+        arrays = ", ".join(f"${i}::{_PG_TYPES[c]}[]" for i, c in enumerate(_COLUMNS, 1))
+        return (f"INSERT INTO acct_sessions ({columns}) SELECT * FROM unnest({arrays}) "
+                f"{_update_clause(dialect)}")
+    return (f"INSERT INTO acct_sessions ({columns}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+            f"{_update_clause(dialect)}")
+
+
+_PG_TYPES = {c: "text" for c in _COLUMNS} | {
+    "nas_id": "integer", "service_id": "integer", "started_at": "timestamptz",
+    "updated_at": "timestamptz", "stopped_at": "timestamptz", "session_time": "bigint",
+    "input_octets": "bigint", "output_octets": "bigint"}
+_PREPARED = "aaa_acct_upsert"
+_ARRAY_ESCAPE = str.maketrans({"\\": "\\\\", '"': '\\"'})
+_TIME_AT = frozenset((_STARTED, _UPDATED, _STOPPED))
+
+
+def _pg_arrays(rows: Sequence[Row]) -> list[str]:
+    """Each column of `rows` as a PostgreSQL array literal ('{...}'): psycopg2 passes it
+    as one quoted string, and the server reads it with array_in, without a parser or a
+    planner per value as a VALUES list would need."""
+    arrays = []
+    for i, column in enumerate(zip(*rows, strict=True)):
+        if i in _TIME_AT:
+            cells = ["NULL" if v is None else v.isoformat() for v in column]
+        elif _PG_TYPES[_COLUMNS[i]] != "text":
+            cells = ["NULL" if v is None else str(v) for v in column]
+        else:
+            cells = ["NULL" if v is None else '"' + v.translate(_ARRAY_ESCAPE) + '"' for v in column]
+        arrays.append("{" + ",".join(cells) + "}")
+    return arrays
 
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage form for SQLite DateTime
@@ -89,8 +130,8 @@ def _sqlite_time(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime(_SQLITE_TIME)
 
 
-def upsert_sessions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """The merge rule in one statement per chunk, on the session's own DBAPI connection.
+def upsert_sessions(session: Session, rows: Sequence[Row]) -> None:
+    """The merge rule in one statement, on the session's own DBAPI connection.
 
     Hand-written SQL on purpose: compiling a multi-row ORM/Core upsert costs more than
     the database's work, and this is the accounting hot path.
@@ -101,22 +142,34 @@ def upsert_sessions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     upsert_rows(session.connection().connection.driver_connection, dialect, rows)
 
 
-def upsert_rows(connection: Any, dialect: str, rows: Sequence[dict[str, Any]]) -> None:
-    """The upsert on a DBAPI connection (the caller commits)."""
+def prepare_upsert(connection: Any) -> None:
+    """PREPARE the PostgreSQL upsert on a DBAPI connection (once per connection)."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"PREPARE {_PREPARED} AS {_upsert_sql('postgresql')}")
+    finally:
+        cursor.close()
+
+
+def upsert_rows(connection: Any, dialect: str, rows: Sequence[Row], prepared: bool = False) -> None:
+    """The upsert on a DBAPI connection (the caller commits). `prepared`: PostgreSQL only,
+    the connection has the statement PREPAREd (`prepare_upsert`)."""
+    if not rows:
+        return
     cursor = connection.cursor()
     try:
         if dialect == "postgresql":
-            from psycopg2.extras import execute_values
-
-            tuples = [tuple(row[c] for c in _COLUMNS) for row in rows]
-            execute_values(cursor, _upsert_sql(dialect), tuples, page_size=_UPSERT_CHUNK)
+            cursor.execute(_PG_EXECUTE if prepared else _PG_PLAIN, _pg_arrays(rows))
         else:
-            times = {"started_at", "updated_at", "stopped_at"}
-            tuples = [tuple(_sqlite_time(row[c]) if c in times else row[c] for c in _COLUMNS)
+            tuples = [tuple(_sqlite_time(v) if i in _TIME_AT else v for i, v in enumerate(row))
                       for row in rows]
             cursor.executemany(_upsert_sql(dialect), tuples)
     finally:
         cursor.close()
+
+
+_PG_PLAIN = re.sub(r"\$\d+", "%s", _upsert_sql("postgresql"))
+_PG_EXECUTE = f"EXECUTE {_PREPARED}({', '.join(['%s'] * len(_COLUMNS))})"
 
 
 def close_nas_sessions(sessions: sessionmaker[Session], nas_id: int, at: datetime,
@@ -139,30 +192,39 @@ def close_nas_sessions(sessions: sessionmaker[Session], nas_id: int, at: datetim
 
 class SessionWriter:
     """The committer's own DBAPI connection, kept between groups: a group of session events
-    costs one INSERT ... ON CONFLICT and one COMMIT, without a pool checkout, a pre-ping or an
-    ORM session each time. Any error drops the connection; the next group opens another."""
+    costs one INSERT ... ON CONFLICT (PREPAREd once per connection on PostgreSQL) and one
+    COMMIT, without a pool checkout, a pre-ping or an ORM session each time. Any error drops
+    the connection; the next group opens another."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._dialect = engine.dialect.name
         self._connection: Any = None
 
     def write(self, events: Sequence[AcctEvent]) -> None:
-        if self._connection is None:
-            self._connection = self._engine.raw_connection()
         try:
-            upsert_rows(self._connection.driver_connection, self._engine.dialect.name, fold(events))
-            self._connection.commit()
+            if self._connection is None:
+                self._connection = self._engine.raw_connection()
+                if self._dialect == "postgresql":
+                    # One statement per group, committed by itself: one round trip instead
+                    # of three (BEGIN, the upsert, COMMIT).
+                    self._connection.driver_connection.autocommit = True
+                    prepare_upsert(self._connection.driver_connection)
+            postgresql = self._dialect == "postgresql"
+            upsert_rows(self._connection.driver_connection, self._dialect, fold(events),
+                        prepared=postgresql)
+            if not postgresql:
+                self._connection.commit()
         except BaseException:
             self.close(broken=True)
             raise
 
     def close(self, broken: bool = False) -> None:
+        """Drop the connection (closed, never returned to the pool: it is in autocommit
+        mode and has the upsert PREPAREd, which no other user of the pool expects)."""
         if self._connection is not None:
             with contextlib.suppress(Exception):  # already broken: nothing more to release
-                if broken:
-                    self._connection.invalidate()
-                else:
-                    self._connection.close()
+                self._connection.invalidate()
             self._connection = None
 
 
