@@ -30,6 +30,7 @@ from aaa.daemon.authlog_process import AuthLogProcess
 from aaa.daemon.handler import AuthHandler, HandlerSettings
 from aaa.daemon.metrics import Metrics
 from aaa.daemon.refresher import ViewRefresher
+from aaa.daemon.spread import spread_by_authenticator
 from aaa.db.accounting import open_index_rows
 from aaa.db.engine import make_engine, session_factory
 from aaa.db.views import load_view
@@ -42,6 +43,8 @@ from aaa.radius.transport import RadiusProtocol
 from management import subscriber_passwords
 
 WORKER_ENV = "AAA_WORKER_INDEX"
+WORKER_AUTH_PORT_ENV = "AAA_WORKER_AUTH_PORT"  # the ports worker 0 bound, for the others
+WORKER_ACCT_PORT_ENV = "AAA_WORKER_ACCT_PORT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,9 @@ class RadiusDaemon:
         # NAS retries) rather than answered after the NAS stopped waiting.
         sock = udp_socket(opts.bind, opts.auth_port, reuse_port=opts.workers > 1,
                           receive_buffer=self.config.radius.receive_buffer_kb * 1024)
+        # Workers share the port; each request goes to the one its authenticator names
+        # (even load whatever the NAS count, retransmissions to the same worker).
+        spread = opts.workers > 1 and spread_by_authenticator(sock, opts.workers)
         self.ports.append(self.reactor.adoptDatagramPort(sock.fileno(), sock.family, protocol))
         self.metrics.receive_drops.sockets["auth"] = os.fstat(sock.fileno()).st_ino
         auth_port = sock.getsockname()[1]
@@ -204,13 +210,14 @@ class RadiusDaemon:
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         if opts.workers > 1 and opts.worker_index == 0:
-            self._spawn_workers()
+            self._spawn_workers(auth_port, acct_port_number)
         # The view just loaded lives as long as the daemon: out of the cyclic collector's
         # sight, its full collections stop walking a million services (pauses of 100s of
         # ms at that size). Refcounting still frees an old view once it is swapped out.
         gc.freeze()
         log_event("start", worker=opts.worker_index, bind=opts.bind, auth_port=auth_port,
                   acct_port=acct_port_number, metrics_port=metrics_port,
+                  auth_spread="authenticator" if spread else "source-hash",
                   open_sessions=len(self.index), journal_records=self.journal.records,
                   services=len(view.services_by_id),
                   nas=len(view.nas_by_ip), seq=view.seq, database=self.engine.dialect.name)
@@ -260,9 +267,10 @@ class RadiusDaemon:
         log_event("portal", bind=portal.bind, port=listening.getHost().port,
                   self_service_tickets=portal.allow_self_service_tickets)
 
-    def _spawn_workers(self) -> None:
+    def _spawn_workers(self, auth_port: int, acct_port: int) -> None:
         for index in range(1, self.options.workers):
-            env = {**os.environ, WORKER_ENV: str(index)}
+            env = {**os.environ, WORKER_ENV: str(index), WORKER_AUTH_PORT_ENV: str(auth_port),
+                   WORKER_ACCT_PORT_ENV: str(acct_port)}
             self.children.append(subprocess.Popen([sys.executable, "-m", "aaa.cli", *sys.argv[1:]],
                                                   env=env))
 

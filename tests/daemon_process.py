@@ -109,7 +109,8 @@ def running_daemon(url: str, cwd: Path, extra_args: tuple[str, ...] = (),
     """Run `aaa serve` on 127.0.0.1 with an ephemeral auth port and a free metrics port."""
     metrics_port = free_tcp_port()
     env = {k: v for k, v in os.environ.items()
-           if k not in ("AAA_CONFIG", "AAA_OPERATOR", "AAA_WORKER_INDEX")}
+           if k not in ("AAA_CONFIG", "AAA_OPERATOR", "AAA_WORKER_INDEX", "AAA_WORKER_AUTH_PORT",
+                     "AAA_WORKER_ACCT_PORT")}
     env["AAA_DATABASE_URL"] = url
     env["AAA_DATA_DIR"] = str(cwd / "data")
     command = [sys.executable, "-m", "aaa.cli", "serve", "--bind", BIND, "--auth-port", "0",
