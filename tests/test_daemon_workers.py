@@ -7,7 +7,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aaa.radius import PacketCode, build_request, decode, encode_attributes, load_dictionary, new_authenticator
+from aaa.radius import (
+    PacketCode,
+    build_request,
+    decode,
+    encode_attributes,
+    load_dictionary,
+    new_authenticator,
+)
 from tests.conftest import CliResult
 from tests.daemon_process import running_daemon
 from tests.factories import cpf
