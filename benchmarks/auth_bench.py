@@ -9,16 +9,19 @@ and `aaa serve` started as a process on free ports. Then `benchmarks/radload.py`
 2. a fixed 10,000 requests/s, open loop: the latency percentiles at that load;
 3. the generator's own ceiling: the same window-16 load against a trivial responder.
 
-With `--workers N` (N > 1) phases 1-2 are repeated against `aaa serve --workers N`.
+The server runs as `aaa serve --workers N` (default 2, one per core of these machines:
+the workers share the port, each request going to the worker its authenticator names);
+phases 1-2 are then repeated against a single worker for reference (`--no-single` skips it).
 PAP with Message-Authenticator by default (`--chap` for CHAP). The server's auth log is
 on, as in production: every decision is queued and written to PostgreSQL by the
-writer thread. The server and the cluster are stopped by PID at the end, whatever happens.
+auth-log writer. The server and the cluster are stopped by PID at the end, whatever happens.
 
     .venv/bin/python benchmarks/auth_bench.py [--duration 10] [--subscribers 10000]
-        [--window 16] [--rate 10000] [--workers 2] [--procs 1]
+        [--window 16] [--rate 10000] [--workers 2] [--no-single] [--procs 1]
 
 Last line: {"throughput": ..., "p50_ms": ..., "p99_ms": ...} with throughput from the
-window run and p50/p99 from the fixed-rate run (more keys beside them).
+window run and p50/p99 from the fixed-rate run of `--workers N` (the single worker's
+figures beside them with the suffix `_workers1`, and more keys).
 """
 
 from __future__ import annotations
@@ -138,8 +141,9 @@ class Server:
         except OSError as exc:
             return f"metrics unavailable ({exc})"
         found = []
-        for match in re.finditer(r'^aaa_radius_(dropped_total\{reason="[^"]+"|receive_drops_total\{port="auth")'
-                                 r"[^}]*\} ([0-9.e+]+)$", text, re.M):
+        pattern = (r'^aaa_radius_(dropped_total\{reason="[^"]+"|receive_drops_total\{port="auth")'
+                   r"[^}]*\} ([0-9.e+]+)$")
+        for match in re.finditer(pattern, text, re.M):
             if float(match.group(2)) > 0:
                 label = match.group(1).split('"')[1]
                 found.append(f"{'kernel receive buffer' if label == 'auth' else label}="
@@ -189,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10_000.0, help="the fixed-rate phase")
     parser.add_argument("--rate-cap", type=int, default=512,
                         help="most requests outstanding in the fixed-rate phase")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="also run against `aaa serve --workers N` when N > 1")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="`aaa serve --workers N`, the measured configuration (default: one per core)")
+    parser.add_argument("--no-single", action="store_true",
+                        help="skip the reference run against a single worker")
     parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
     parser.add_argument("--sockets", type=int, default=4, help="UDP sockets per generator process")
     parser.add_argument("--chap", action="store_true")
@@ -213,12 +219,13 @@ def main(argv: list[str] | None = None) -> int:
             subscribers = populate(url, args.subscribers)
             print(f"set-up: {len(subscribers):,} subscribers in PostgreSQL {cluster.port} "
                   f"({time.perf_counter() - started:.1f} s)", flush=True)
-            runs = [1] + ([args.workers] if args.workers > 1 else [])
+            runs = [args.workers] + ([1] if args.workers > 1 and not args.no_single else [])
             for workers in runs:
                 with Server(url, workdir, workers) as server:
                     label = f"aaa serve --workers {workers}"
                     window, paced = phases(server, subscribers, args, label)
-                suffix = "" if workers == 1 else f"_workers{workers}"
+                suffix = "" if workers == args.workers else f"_workers{workers}"
+                report.setdefault("workers", args.workers)
                 report.update({
                     f"throughput{suffix}": round(window.throughput),
                     f"window_p50_ms{suffix}": round(window.p50_ms, 3),
