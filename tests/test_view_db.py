@@ -16,6 +16,7 @@ from aaa.db.authlog import AuthRecord
 from aaa.db.engine import make_engine, session_factory
 from aaa.db.models import Service
 from aaa.db.views import load_view, refresh_view
+from aaa.policy.view import SubscriberView
 from management import network, services, variables
 from management.context import Context, load_actor
 from tests import factories
@@ -57,6 +58,27 @@ def test_view_loads_everything(sessions: sessionmaker[Session]) -> None:
     assert view.nas_by_ip["10.0.0.1"].secret == b"segredo"
     assert view.variables == {"POOL_SUSPENSAO_TOTAL": "bloqueados"}
     assert view.seq > 0
+
+
+def test_full_load_and_refresh_read_timestamps_alike(sessions: sessionmaker[Session]) -> None:
+    """The start-up load (a raw server-side cursor on PostgreSQL) and the refresh (the ORM)
+    build the same facts: custom-navigation and trust-unlock ends as UTC-aware instants."""
+    act(sessions, setup)
+    until = datetime(2027, 1, 2, 3, 4, 5, tzinfo=ZONE)
+    trust = datetime(2026, 12, 24, 18, 0, tzinfo=ZONE)
+
+    def change(ctx: Context) -> None:
+        services.set_navigation(ctx, "ana", 500_000, 250_000, until)
+        service = ctx.session.scalars(select(Service).where(Service.login == "ana")).one()
+        service.trust_unlock_until = trust
+
+    act(sessions, change)
+    with sessions() as session, session.begin():
+        loaded = load_view(session).services_by_login["ana"]
+        refreshed = refresh_view(session, SubscriberView()).services_by_login["ana"]
+    assert loaded.nav_until == until and loaded.nav_until.tzinfo is UTC
+    assert loaded.trust_unlock_until == trust and loaded.trust_unlock_until.tzinfo is UTC
+    assert loaded == refreshed
 
 
 def test_refresh_applies_only_new_changes(sessions: sessionmaker[Session]) -> None:
