@@ -156,3 +156,14 @@ def test_authlog_process_writes_and_learns(engine: Engine, sessions: sessionmake
         bia = session.get(Service, bia_id)
         assert bia is not None and bia.mac == "AA:BB:CC:00:00:01"
     assert metrics.registry.get_sample_value("aaa_authlog_written_total") == 600
+
+
+def test_authlog_timestamps_are_written_as_the_same_instant_as_datetime_would() -> None:
+    """The per-second cached formatter gives the instant `datetime.fromtimestamp` gives
+    (to the microsecond, rounding included) for the COPY text, across second boundaries."""
+    from aaa.db.authlog import _IsoStamps
+
+    iso = _IsoStamps()
+    for at in (0.0, 1795460000.0, 1795460000.123456, 1795460000.9999996, 1795460001.5,
+               1795460000.000001, 1795460059.999999):
+        assert datetime.fromisoformat(iso(at)) == datetime.fromtimestamp(at, UTC), at

@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -104,7 +105,7 @@ class AuthLogWriter:
         return learned
 
 
-def store(engine: Engine, sessions: sessionmaker[Session], records: list[AuthRecord],
+def store(engine: Engine, sessions: sessionmaker[Session], records: Sequence[AuthRecord | tuple[Any, ...]],
           learned: dict[int, str], now: datetime) -> None:
     """One batch: the records in one COPY/executemany, then the MACs to learn through the
     management layer (history and change feed included)."""

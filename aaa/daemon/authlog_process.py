@@ -42,7 +42,7 @@ def _child(url: str, connection: Connection) -> None:
         if payload == _STOP:
             break
         chunks, learned = pickle.loads(payload)
-        records = [AuthRecord._make(row) for chunk in chunks for row in pickle.loads(chunk)]
+        records = [row for chunk in chunks for row in pickle.loads(chunk)]  # AuthRecord field order
         backoff = 0.5
         while True:
             started = time.perf_counter()
