@@ -20,6 +20,7 @@ MIN_LENGTH = 20
 MAX_LENGTH = 4096
 MESSAGE_AUTHENTICATOR = 80
 PROXY_STATE = 33
+_SPECIAL_KINDS = frozenset((26, MESSAGE_AUTHENTICATOR, PROXY_STATE))  # decode looks closer at these
 
 # Where a Message-Authenticator is: absent, or present more than once (never valid).
 NO_MA = -1
@@ -219,6 +220,10 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
             if end < pos + 2:
                 raise MalformedPacket(f"attribute {kind} at offset {pos} has length < 2")
             raise MalformedPacket(f"attribute {kind} at offset {pos} runs past the packet")
+        if kind not in _SPECIAL_KINDS:  # the common case: one set lookup, then store it
+            append((kind, data[pos + 2 : end]))
+            pos = end
+            continue
         if kind == 26:
             if end - pos > 6:
                 vendor = int.from_bytes(data[pos + 2 : pos + 6], "big")
