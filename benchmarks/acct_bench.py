@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 # Stopped (SIGINT) when the phase ends: its packets are built first, untimed.
                 spy = subprocess.Popen(
                     [str(ensure_pyspy()), "record", "--pid", str(server.process.pid),
-                     "--duration", str(round(args.duration) + 120), "--rate", "250", "--nonblocking",
+                     "--duration", str(round(args.duration) + 120), "--rate", "250", "--nonblocking", "--gil",
                      "--threads", "--format", "raw", "-o", str(spy_out)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 before = (_cpu_seconds(server.process.pid), _postgres_cpu(postmaster),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.accounting.committer import GroupCommitter, Pending
@@ -18,7 +18,7 @@ from aaa.accounting.events import AcctEvent
 from aaa.accounting.index import OpenSessionIndex
 from aaa.accounting.journal import Journal
 from aaa.daemon.metrics import Metrics
-from aaa.db.accounting import apply_events
+from aaa.db.accounting import SessionWriter, apply_events
 from aaa.db.engine import make_engine, session_factory
 from aaa.db.models import AcctSession
 from management import connections, variables
@@ -186,3 +186,61 @@ def test_open_session_index() -> None:
     assert index.count(7) == 2
     index.apply(ev("nas_on", 3))
     assert index.count(7) == 1 and index.of_service(7) == frozenset({"c"})
+
+
+def test_writer_stores_awkward_text_and_nulls_exactly(engine: Engine,
+                                                      sessions: sessionmaker[Session]) -> None:
+    """The committer's writer (PostgreSQL: one array literal per column) stores text with
+    quotes, backslashes, braces, commas, the word NULL, accents and empty strings as is,
+    and a missing service as NULL, next to plain rows of the same group."""
+    awkward = ['with "quotes"', "back\\slash", "{braces}, commas", "NULL", "ação ✓", ""]
+    writer = SessionWriter(engine)
+    try:
+        writer.write([ev("start", 0, uid=f"w{i}", acct_session_id=value, nas_port_id=value,
+                         mac=None if i % 2 else value, service_id=None if i == 1 else 7)
+                      for i, value in enumerate(awkward)] + [ev("start", 0, uid="plain")])
+    finally:
+        writer.close()
+    stored = rows(sessions)
+    for i, value in enumerate(awkward):
+        row = stored[f"w{i}"]
+        assert (row.acct_session_id, row.nas_port_id) == (value, value)
+        assert row.mac == (None if i % 2 else value)
+        assert row.service_id == (None if i == 1 else 7)
+    assert stored["plain"].acct_session_id == "sess-plain" and stored["plain"].nas_port_id is None
+
+
+def test_writer_reconnects_after_losing_its_connection(engine: Engine,
+                                                       sessions: sessionmaker[Session]) -> None:
+    """A writer whose connection died raises for that group (the committer journals it);
+    the next group opens and prepares a new connection and is stored."""
+    writer = SessionWriter(engine)
+    try:
+        writer.write([ev("start", 0, uid="r1")])
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as admin:
+                admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE pid <> pg_backend_pid() AND datname = current_database()"))
+                admin.commit()
+        else:
+            writer._connection.driver_connection.close()  # SQLite: the same failure, by hand
+        with pytest.raises(Exception):  # noqa: B017 - whichever DBAPI error the driver raises
+            writer.write([ev("interim", 5, uid="r1", input_octets=5)])
+        writer.write([ev("interim", 6, uid="r1", input_octets=6)])
+    finally:
+        writer.close()
+    assert rows(sessions)["r1"].input_octets == 6
+
+
+def test_closed_writer_leaves_no_autocommit_connection_in_the_pool(engine: Engine) -> None:
+    """The writer's connection runs in autocommit with the upsert prepared: it is closed,
+    never handed back to the pool, so a later transaction on the engine still rolls back."""
+    writer = SessionWriter(engine)
+    writer.write([ev("start", 0, uid="p1")])
+    writer.close()
+    for _ in range(3):  # whichever pooled connection comes back
+        with engine.connect() as connection:
+            connection.execute(text("DELETE FROM acct_sessions"))
+            connection.rollback()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM acct_sessions")) == 1

@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,8 +34,7 @@ from aaa.log import log_event
 _REPLAY_CHUNK = 5_000
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(NamedTuple):
     event: AcctEvent
     token: object  # the caller's: what it needs to answer once the event is durable
 

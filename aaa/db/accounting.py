@@ -113,14 +113,30 @@ def _pg_arrays(rows: Sequence[Row]) -> list[str]:
     planner per value as a VALUES list would need."""
     arrays = []
     for i, column in enumerate(zip(*rows, strict=True)):
-        if i in _TIME_AT:
-            cells = ["NULL" if v is None else v.isoformat() for v in column]
+        if None in column:
+            arrays.append(_slow_array(i, column))
+        elif i in _TIME_AT:
+            arrays.append("{" + ",".join([v.isoformat() for v in column]) + "}")
         elif _PG_TYPES[_COLUMNS[i]] != "text":
-            cells = ["NULL" if v is None else str(v) for v in column]
+            arrays.append("{" + ",".join(map(str, column)) + "}")
         else:
-            cells = ["NULL" if v is None else '"' + v.translate(_ARRAY_ESCAPE) + '"' for v in column]
-        arrays.append("{" + ",".join(cells) + "}")
+            body = '","'.join(column)
+            # Only the separators' quotes, no backslash: nothing to escape (the usual case).
+            if body.count('"') == 2 * (len(column) - 1) and "\\" not in body:
+                arrays.append('{"' + body + '"}')
+            else:
+                arrays.append(_slow_array(i, column))
     return arrays
+
+
+def _slow_array(i: int, column: tuple[Any, ...]) -> str:
+    if i in _TIME_AT:
+        cells = ["NULL" if v is None else v.isoformat() for v in column]
+    elif _PG_TYPES[_COLUMNS[i]] != "text":
+        cells = ["NULL" if v is None else str(v) for v in column]
+    else:
+        cells = ["NULL" if v is None else '"' + v.translate(_ARRAY_ESCAPE) + '"' for v in column]
+    return "{" + ",".join(cells) + "}"
 
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage form for SQLite DateTime
