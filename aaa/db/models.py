@@ -274,7 +274,10 @@ class AcctSession(Base):
         Index("ix_acct_sessions_nas_session", "nas_id", "acct_session_id"),
         Index("ix_acct_sessions_open_service", "service_id", "stopped_at"),
         Index("ix_acct_sessions_open_nas", "nas_id", "stopped_at"),
-        Index("ix_acct_sessions_login_start", "login", "started_at"),
+        # Not (login, started_at): started_at may move on an Interim, and an indexed column
+        # that moves makes the update non-HOT (migration 0010).
+        Index("ix_acct_sessions_login", "login"),
+        {"postgresql_with": {"fillfactor": 80}},  # room on each page for HOT interims
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
