@@ -288,3 +288,28 @@ def test_interims_are_hot_updates_on_postgresql(engine: Engine) -> None:
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM acct_sessions WHERE started_at = "
                                       "(SELECT min(started_at) FROM acct_sessions)")) == 200
+
+
+def test_committer_queue_is_bounded_and_keeps_arrival_order(tmp_path: Path,
+                                                            sessions: sessionmaker[Session]) -> None:
+    """submit() refuses past the queue's capacity (the handler then drops: the NAS retries);
+    what was accepted is stored and reported durable exactly once, in arrival order,
+    including records submitted while the committer sleeps on an empty queue."""
+    done: list[tuple[str, bool]] = []
+    committer = GroupCommitter(sessions, Journal(tmp_path / "j", 10_000_000), Metrics(),
+                               lambda g, ok: done.extend((p.token, ok) for p in g), capacity=3)
+    accepted = [committer.submit(Pending(ev("start", 0, uid=f"q{i}"), f"q{i}")) for i in range(5)]
+    assert accepted == [True, True, True, False, False]
+    committer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(done) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # asleep on the empty queue by now: a new record must wake it
+        assert committer.submit(Pending(ev("interim", 1, uid="q0", input_octets=5), "late"))
+        while len(done) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        committer.stop()
+    assert done == [("q0", True), ("q1", True), ("q2", True), ("late", True)]
+    assert rows(sessions)["q0"].input_octets == 5 and "q3" not in rows(sessions)

@@ -16,7 +16,7 @@ the index gets the rows after every group they include and before any they do no
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -55,7 +55,12 @@ class GroupCommitter:
         self.journal = journal
         self._metrics = metrics
         self._done = done
-        self._queue: queue.Queue[Pending] = queue.Queue(maxsize=capacity)
+        # The reactor appends and the committer pops: no lock and no wake-up per record;
+        # the committer is woken (once) only when it sleeps on an empty queue.
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._capacity = capacity
+        self._wake = threading.Event()
+        self._sleeping = False
         self._max_group = max_group
         self._linger = linger
         self._retry_interval = retry_interval
@@ -66,16 +71,17 @@ class GroupCommitter:
         self._index_interval = index_interval
         self._last_index = time.monotonic()
         self._journal_since: float | None = time.monotonic() if journal.records else None
-        metrics.acct_queue.set_function(self._queue.qsize)
+        metrics.acct_queue.set_function(lambda: len(self._queue))
         metrics.acct_journal_records.set_function(lambda: self.journal.records)
         metrics.acct_journal_age.set_function(
             lambda: 0.0 if self._journal_since is None else time.monotonic() - self._journal_since)
 
     def submit(self, pending: Pending) -> bool:
-        try:
-            self._queue.put_nowait(pending)
-        except queue.Full:
+        if len(self._queue) >= self._capacity:
             return False
+        self._queue.append(pending)
+        if self._sleeping:
+            self._wake.set()
         return True
 
     def start(self) -> None:
@@ -89,20 +95,24 @@ class GroupCommitter:
             self._writer.close()
 
     def _take(self) -> list[Pending]:
-        try:
-            first = self._queue.get(timeout=0.1)
-        except queue.Empty:
-            return []
-        group = [first]
-        deadline = time.monotonic() + self._linger
-        while len(group) < self._max_group:
-            remaining = deadline - time.monotonic()
-            try:
-                group.append(self._queue.get(timeout=remaining) if remaining > 0
-                             else self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return group
+        """What is queued, up to max_group (after `linger`); waits up to 0.1 s for a first record."""
+        pending = self._queue
+        if not pending:
+            self._sleeping = True
+            # Checked again once the flag is up: either submit() sees the flag and wakes
+            # us, or we see its record here.
+            if not pending:
+                self._wake.wait(0.1)
+            self._sleeping = False
+            self._wake.clear()
+            if not pending:
+                return []
+        if self._linger > 0:
+            deadline = time.monotonic() + self._linger
+            while len(pending) < self._max_group and time.monotonic() < deadline:
+                time.sleep(min(0.0005, self._linger))
+        popleft = pending.popleft
+        return [popleft() for _ in range(min(len(pending), self._max_group))]
 
     def _run(self) -> None:
         while True:
