@@ -10,11 +10,12 @@ every session is in the database with its last counters; last line JSON
 here (one transaction per packet); the target is >= 15,000 durable records/s.
 
     .venv/bin/python benchmarks/acct_bench.py [--duration 10] [--subscribers 10000] [--window 256]
-        [--profile]
+        [--workers 1] [--profile]
 
---profile: during the Interim phase, py-spy samples `aaa serve`, and the CPU seconds of
-`aaa serve` and of the PostgreSQL processes are read from /proc, with the acct_sessions
-table's update counters (HOT or not) and the database's commits, per record.
+--profile: during the Interim phase, py-spy samples `aaa serve` (the thread holding the
+GIL), and the CPU seconds of `aaa serve` and of the PostgreSQL processes are read from
+/proc, with the acct_sessions table's update counters (HOT or not) and the database's
+commits, per record. With --workers above 1, only worker 0 (the parent) is measured.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=256, help="outstanding requests")
     parser.add_argument("--sockets", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="aaa serve --workers")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy and CPU per record during the Interim phase")
     args = parser.parse_args(argv)
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         subscribers = populate(url, args.subscribers)
         workdir = base / "work"
         workdir.mkdir()
-        with Server(url, workdir, 1) as server:
+        with Server(url, workdir, args.workers) as server:
             port = server.acct_port
             start = run_load(LoadConfig(
                 host="127.0.0.1", port=port, secret=SECRET.encode(), window=args.window,
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({
             "throughput": round(interim.throughput), "p50_ms": round(interim.p50_ms, 3),
             "p99_ms": round(interim.p99_ms, 3), "starts_per_s": round(start.throughput),
-            "sessions": rows, "errors": interim.errors + start.errors, "window": args.window, **profile}))
+            "sessions": rows, "errors": interim.errors + start.errors, "window": args.window,
+            "workers": args.workers, **profile}))
         return 0
     finally:
         cluster.stop("immediate")
