@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, create_engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.accounting.committer import GroupCommitter, Pending
@@ -313,3 +313,26 @@ def test_committer_queue_is_bounded_and_keeps_arrival_order(tmp_path: Path,
         committer.stop()
     assert done == [("q0", True), ("q1", True), ("q2", True), ("late", True)]
     assert rows(sessions)["q0"].input_octets == 5 and "q3" not in rows(sessions)
+
+
+def test_index_reload_reads_open_sessions_on_the_writer_connection(
+        tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    """The committer's index reload (on its own kept connection, without the ORM) hands
+    over exactly the open sessions, with service and NAS; a session closed elsewhere (here
+    stale) is gone from the next reload."""
+    handed: list[list[tuple[str, int | None, int | None]]] = []
+    committer = GroupCommitter(sessions, Journal(tmp_path / "j", 10_000_000), Metrics(),
+                               lambda g, ok: None, open_sessions=handed.append)
+    committer._commit([Pending(ev("start", 0, uid="a"), None), Pending(ev("start", 0, uid="b",
+                                                                          nas_id=2), None),
+                       Pending(ev("start", 0, uid="c", service_id=None), None),
+                       Pending(ev("stop", 1, uid="c"), None)])
+    committer.reload_index()
+    with sessions() as session, session.begin():
+        session.execute(update(AcctSession).where(AcctSession.unique_id == "a")
+                        .values(stopped_at=T0, terminate_cause="Stale"))
+    committer.reload_index()
+    assert committer._writer is not None  # the path under test: the writer's connection
+    committer._writer.close()
+    assert sorted(handed[0]) == [("a", 7, 1), ("b", 7, 2)]
+    assert handed[1] == [("b", 7, 2)]

@@ -132,8 +132,11 @@ class GroupCommitter:
         assert self._open_sessions is not None
         self._last_index = time.monotonic()
         try:
-            with self._sessions() as session:
-                rows = open_session_keys(session)
+            if self._writer is not None:
+                rows = self._writer.open_session_keys()
+            else:
+                with self._sessions() as session:
+                    rows = open_session_keys(session)
         except Exception as exc:
             log_event("accounting_index_reload_failed", error=type(exc).__name__)
             return

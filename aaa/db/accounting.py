@@ -217,20 +217,39 @@ class SessionWriter:
         self._dialect = engine.dialect.name
         self._connection: Any = None
 
+    def _driver(self) -> Any:
+        if self._connection is None:
+            self._connection = self._engine.raw_connection()
+            if self._dialect == "postgresql":
+                # One statement per group, committed by itself: one round trip instead of
+                # three (BEGIN, the upsert, COMMIT).
+                self._connection.driver_connection.autocommit = True
+                prepare_upsert(self._connection.driver_connection)
+        return self._connection.driver_connection
+
     def write(self, events: Sequence[AcctEvent]) -> None:
         try:
-            if self._connection is None:
-                self._connection = self._engine.raw_connection()
-                if self._dialect == "postgresql":
-                    # One statement per group, committed by itself: one round trip instead
-                    # of three (BEGIN, the upsert, COMMIT).
-                    self._connection.driver_connection.autocommit = True
-                    prepare_upsert(self._connection.driver_connection)
             postgresql = self._dialect == "postgresql"
-            upsert_rows(self._connection.driver_connection, self._dialect, fold(events),
-                        prepared=postgresql)
+            upsert_rows(self._driver(), self._dialect, fold(events), prepared=postgresql)
             if not postgresql:
                 self._connection.commit()
+        except BaseException:
+            self.close(broken=True)
+            raise
+
+    def open_session_keys(self) -> list[tuple[str, int | None, int | None]]:
+        """`open_session_keys` on this connection, as plain tuples (no ORM, no pool checkout:
+        the committer's index reload, every few seconds, over every open session)."""
+        try:
+            cursor = self._driver().cursor()
+            try:
+                cursor.execute(_OPEN_KEYS)
+                rows = [(u, s, n) for u, s, n in cursor.fetchall()]
+            finally:
+                cursor.close()
+            if self._dialect != "postgresql":
+                self._connection.commit()
+            return rows
         except BaseException:
             self.close(broken=True)
             raise
@@ -279,6 +298,9 @@ def open_session_keys(session: Session) -> list[tuple[str, int | None, int | Non
     return [(u, s, n) for u, s, n in session.execute(
         select(AcctSession.unique_id, AcctSession.service_id, AcctSession.nas_id)
         .where(AcctSession.stopped_at.is_(None)))]
+
+
+_OPEN_KEYS = "SELECT unique_id, service_id, nas_id FROM acct_sessions WHERE stopped_at IS NULL"
 
 
 def open_index_rows(engine: Engine) -> list[tuple[str, int | None, int | None]]:
