@@ -61,8 +61,8 @@ def test_view_loads_everything(sessions: sessionmaker[Session]) -> None:
 
 
 def test_full_load_and_refresh_read_timestamps_alike(sessions: sessionmaker[Session]) -> None:
-    """The start-up load (a raw server-side cursor on PostgreSQL) and the refresh (the ORM)
-    build the same facts: custom-navigation and trust-unlock ends as UTC-aware instants."""
+    """The start-up load and the refresh build the same facts: custom-navigation and
+    trust-unlock ends as UTC-aware instants, whatever zone they were set in."""
     act(sessions, setup)
     until = datetime(2027, 1, 2, 3, 4, 5, tzinfo=ZONE)
     trust = datetime(2026, 12, 24, 18, 0, tzinfo=ZONE)

@@ -7,10 +7,8 @@ change feed since the view's `seq` are read again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC
-from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aaa.db.models import ChangeFeedEntry, Nas, PaymentMethod, Plan, Service, Variable
@@ -39,42 +37,10 @@ def _services(session: Session, ids: Iterable[int] | None = None,
                                                 PaymentMethod.id == Service.payment_method_id)
     if ids is not None:
         query = query.where(Service.id.in_(list(ids)))
-    elif session.get_bind().dialect.name == "postgresql":
-        yield from _all_services_postgresql(session, query, open_password)
-        return
     result = session.execute(query.execution_options(yield_per=_BATCH))
     for row in result:
         # Sealed passwords (subscriber_passwords) are opened once here, never per request.
         yield ServiceFacts(row[0], row[1], open_password(row[2]), *row[3:])
-
-
-_NAV_UNTIL, _TRUST_UNLOCK_UNTIL = 13, 16  # the UTCDateTime columns of _SERVICE_COLUMNS
-
-
-def _all_services_postgresql(session: Session, query: Select[*tuple[Any, ...]],
-                             open_password: PasswordOpener) -> Iterator[ServiceFacts]:
-    """Every service through a server-side psycopg2 cursor of the session's own connection
-    (same transaction): at a million services SQLAlchemy's row processing was half of the
-    daemon's start. The only typed columns needing care are the two timestamps, which
-    come back timezone-aware and are normalised to UTC as UTCDateTime would."""
-    connection = session.connection()
-    compiled = query.compile(dialect=connection.dialect)
-    dbapi = connection.connection.dbapi_connection
-    assert dbapi is not None
-    cursor: Any = dbapi.cursor(name="aaa_view_services")  # psycopg2: a server-side cursor
-    try:
-        cursor.itersize = _BATCH
-        cursor.execute(str(compiled), compiled.params)
-        for row in cursor:
-            nav_until, trust_until = row[_NAV_UNTIL], row[_TRUST_UNLOCK_UNTIL]
-            if nav_until is not None or trust_until is not None:
-                row = list(row)
-                for at in (_NAV_UNTIL, _TRUST_UNLOCK_UNTIL):
-                    if row[at] is not None:
-                        row[at] = row[at].astimezone(UTC)
-            yield ServiceFacts(row[0], row[1], open_password(row[2]), *row[3:])
-    finally:
-        cursor.close()
 
 
 def _plans(session: Session) -> list[PlanFacts]:
