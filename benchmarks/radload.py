@@ -258,8 +258,38 @@ def _client(config: LoadConfig, subscribers: Sequence[Subscriber], count: int, p
     out.close()
 
 
+STRAY, FORGED = -1, -2  # what _claim_reply says of a reply that answers nothing of ours
+
+
+def _claim_reply(data: bytes, pending: list[bytes | None], secret: bytes) -> int:
+    """The Identifier of the outstanding request `data` validly answers, now freed; STRAY
+    (too short, or no request out under that Identifier) or FORGED (bad Response
+    Authenticator: not ours to trust, so the request stays outstanding)."""
+    if len(data) < 20:
+        return STRAY
+    ident = data[1]
+    request = pending[ident]
+    if request is None:
+        return STRAY
+    if md5(data[:4] + request[4:20] + data[20:] + secret) != data[4:20]:
+        return FORGED
+    pending[ident] = None
+    return ident
+
+
+def _expire(pending: list[bytes | None], sent_at: Sequence[float], limit: float) -> int:
+    """Give up the requests of one socket sent before `limit`; how many there were."""
+    expired = 0
+    for ident in range(256):
+        if pending[ident] is not None and sent_at[ident] < limit:
+            pending[ident] = None
+            expired += 1
+    return expired
+
+
 def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[bytes]],
            begin: float) -> dict[str, Any]:
+    """Closed loop: each socket keeps its share of the window out, each reply refills it."""
     secret = config.secret
     expect_code = config.expect_code
     perf = time.perf_counter
@@ -270,20 +300,15 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
     sent_at: list[list[float]] = [[0.0] * 256 for _ in range(nsock)]
     position = [0] * nsock  # next packet index per socket
     sizes = [len(p) for p in packets]
-    outstanding = [0] * nsock
     latencies = array("d")
-    lags = array("d")
-    sent = ok = wrong_code = bad_auth = stray = timeouts = skipped = 0
-    rate_mode = config.rate > 0
+    sent = ok = wrong_code = bad_auth = stray = timeouts = 0
     deadline = begin + config.duration
     first_send = 0.0
     last_recv = begin
     total = sum(sizes)
     cap = max(1, config.window)
-    # Window mode: each socket keeps its share of the window (at most 255 outstanding).
+    # Each socket keeps its share of the window (at most 255 outstanding).
     shares = [min(255, cap // nsock + (1 if i < cap % nsock else 0)) for i in range(nsock)]
-    interval = 1.0 / config.rate if rate_mode else 0.0
-    next_k = 0  # rate mode: packets scheduled so far (round robin over the sockets)
     next_scan = begin + 0.1
     total_out = 0
     sending = True
@@ -304,7 +329,6 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
         pending[i][ident] = pkt
         sent_at[i][ident] = now
         position[i] = pos + 1
-        outstanding[i] += 1
         total_out += 1
         sent += 1
         if not first_send:
@@ -312,12 +336,10 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
         return True
 
     now = perf()
-    if not rate_mode:
-        for i in range(nsock):
-            for _ in range(shares[i]):
-                if not send(i, now):
-                    break
-    readable = socks
+    for i in range(nsock):
+        for _ in range(shares[i]):
+            if not send(i, now):
+                break
     while True:
         now = perf()
         if sending and (now >= deadline or sent >= total):
@@ -327,39 +349,15 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
         if not sending and now >= deadline + config.timeout:
             timeouts += total_out
             break
-        if rate_mode and sending:
-            due = begin + next_k * interval
-            while due <= now and next_k < total:
-                i = next_k % nsock
-                if total_out < cap and send(i, now):
-                    lags.append(now - due)
-                else:
-                    # Over the cap, or that socket's next Identifier is still out (its
-                    # request unanswered): the slot is skipped, never waited for, so one
-                    # lost reply cannot stall the open-loop schedule.
-                    skipped += 1
-                next_k += 1
-                due = begin + next_k * interval
-            wait = max(0.0, min(due - perf(), 0.05))
-        else:
-            wait = 0.05
         if now >= next_scan:  # expire requests that never got a reply
             next_scan = now + 0.1
-            limit = now - config.timeout
             for i in range(nsock):
-                times = sent_at[i]
-                for ident in range(256):
-                    if pending[i][ident] is not None and times[ident] < limit:
-                        pending[i][ident] = None
-                        outstanding[i] -= 1
-                        total_out -= 1
-                        timeouts += 1
-                        if sending and not rate_mode:
-                            send(i, now)
-        readable = select.select(socks, (), (), wait)[0]
-        if not readable:
-            continue
-        for sock in readable:
+                expired = _expire(pending[i], sent_at[i], now - config.timeout)
+                total_out -= expired
+                timeouts += expired
+                for _ in range(expired if sending else 0):
+                    send(i, now)
+        for sock in select.select(socks, (), (), 0.05)[0]:
             i = fds[sock.fileno()]
             recv = sock.recv
             pend = pending[i]
@@ -372,19 +370,11 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
                 except ConnectionRefusedError:  # ICMP port unreachable: nobody listening
                     break
                 got = perf()
-                if len(data) < 20:
-                    stray += 1
+                ident = _claim_reply(data, pend, secret)
+                if ident < 0:
+                    stray += ident == STRAY
+                    bad_auth += ident == FORGED
                     continue
-                ident = data[1]
-                request = pend[ident]
-                if request is None:
-                    stray += 1
-                    continue
-                if md5(data[:4] + request[4:20] + data[20:] + secret) != data[4:20]:
-                    bad_auth += 1
-                    continue  # not ours to trust: leave the request outstanding
-                pend[ident] = None
-                outstanding[i] -= 1
                 total_out -= 1
                 last_recv = got
                 if data[0] == expect_code:
@@ -392,11 +382,11 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
                     latencies.append(got - times[ident])
                 else:
                     wrong_code += 1
-                if sending and not rate_mode:
+                if sending:
                     send(i, got)
     return {"sent": sent, "ok": ok, "wrong_code": wrong_code, "bad_authenticator": bad_auth,
-            "stray": stray, "timeouts": timeouts, "skipped": skipped, "first_send": first_send,
-            "last_recv": last_recv, "latencies": latencies.tobytes(), "lags": lags.tobytes()}
+            "stray": stray, "timeouts": timeouts, "skipped": 0, "first_send": first_send,
+            "last_recv": last_recv, "latencies": latencies.tobytes(), "lags": b""}
 
 
 # Rate mode sleeps between sends rather than waking for every reply: at least this long
@@ -450,18 +440,11 @@ def _drive_rate(config: LoadConfig, socks: list[socket.socket], packets: list[li
                     data, ancdata, _, _ = sock.recvmsg(4096, _CMSG_SPACE)
                 except (BlockingIOError, ConnectionRefusedError):
                     break
-                if len(data) < 20:
-                    stray += 1
+                ident = _claim_reply(data, pend, secret)
+                if ident < 0:
+                    stray += ident == STRAY
+                    bad_auth += ident == FORGED
                     continue
-                ident = data[1]
-                request = pend[ident]
-                if request is None:
-                    stray += 1
-                    continue
-                if md5(data[:4] + request[4:20] + data[20:] + secret) != data[4:20]:
-                    bad_auth += 1
-                    continue
-                pend[ident] = None
                 outstanding -= 1
                 last_recv = now
                 if data[0] != expect_code:
@@ -512,13 +495,10 @@ def _drive_rate(config: LoadConfig, socks: list[socket.socket], packets: list[li
                 due = begin + next_k * interval
         if now >= next_scan:  # expire requests that never got a reply
             next_scan = now + 0.1
-            limit = now - config.timeout
             for i in range(nsock):
-                for ident in range(256):
-                    if pending[i][ident] is not None and sent_perf[i][ident] < limit:
-                        pending[i][ident] = None
-                        outstanding -= 1
-                        timeouts += 1
+                expired = _expire(pending[i], sent_perf[i], now - config.timeout)
+                outstanding -= expired
+                timeouts += expired
         wake = (begin + next_k * interval) if sending else now + 0.005
         time.sleep(max(RATE_MIN_SLEEP, wake - perf()))
         drain(perf())
