@@ -40,12 +40,13 @@ def serve_command(state: AppState, bind: str | None, auth_port: int | None, acct
     radius = state.config.radius
     # A worker started by worker 0 binds the ports worker 0 really got (`--auth-port 0`
     # asks the kernel for one: the workers must share it, not each pick their own).
-    auth_port = int(os.environ.get(WORKER_AUTH_PORT_ENV, auth_port if auth_port is not None else -1))
-    acct_port = int(os.environ.get(WORKER_ACCT_PORT_ENV, acct_port if acct_port is not None else -1))
+    if WORKER_AUTH_PORT_ENV in os.environ:
+        auth_port = int(os.environ[WORKER_AUTH_PORT_ENV])
+        acct_port = int(os.environ[WORKER_ACCT_PORT_ENV])
     options = ServeOptions(
         bind=bind or radius.bind,
-        auth_port=radius.auth_port if auth_port < 0 else auth_port,
-        acct_port=radius.acct_port if acct_port < 0 else acct_port,
+        auth_port=radius.auth_port if auth_port is None else auth_port,
+        acct_port=radius.acct_port if acct_port is None else acct_port,
         metrics_port=radius.metrics_port if metrics_port is None else metrics_port,
         workers=workers, worker_index=int(os.environ.get(WORKER_ENV, "0")),
         portal_port=portal_port,

@@ -206,6 +206,11 @@ def close_nas_sessions(sessions: sessionmaker[Session], nas_id: int, at: datetim
             closed += len(ids)
 
 
+# The open-session index's rows; also run as plain SQL on the committer's own connection.
+_OPEN_KEYS = (select(AcctSession.unique_id, AcctSession.service_id, AcctSession.nas_id)
+              .where(AcctSession.stopped_at.is_(None)))
+
+
 class SessionWriter:
     """The committer's own DBAPI connection, kept between groups: a group of session events
     costs one INSERT ... ON CONFLICT (PREPAREd once per connection on PostgreSQL) and one
@@ -215,6 +220,7 @@ class SessionWriter:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._open_keys_sql = str(_OPEN_KEYS.compile(dialect=engine.dialect))
         self._connection: Any = None
 
     def _driver(self) -> Any:
@@ -243,7 +249,7 @@ class SessionWriter:
         try:
             cursor = self._driver().cursor()
             try:
-                cursor.execute(_OPEN_KEYS)
+                cursor.execute(self._open_keys_sql)
                 rows = [(u, s, n) for u, s, n in cursor.fetchall()]
             finally:
                 cursor.close()
@@ -295,12 +301,7 @@ def open_sessions(session: Session, nas_id: int | None = None) -> list[AcctSessi
 
 def open_session_keys(session: Session) -> list[tuple[str, int | None, int | None]]:
     """(unique_id, service_id, nas_id) of every open session: what the index holds."""
-    return [(u, s, n) for u, s, n in session.execute(
-        select(AcctSession.unique_id, AcctSession.service_id, AcctSession.nas_id)
-        .where(AcctSession.stopped_at.is_(None)))]
-
-
-_OPEN_KEYS = "SELECT unique_id, service_id, nas_id FROM acct_sessions WHERE stopped_at IS NULL"
+    return [(u, s, n) for u, s, n in session.execute(_OPEN_KEYS)]
 
 
 def open_index_rows(engine: Engine) -> list[tuple[str, int | None, int | None]]:
