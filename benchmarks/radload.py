@@ -395,25 +395,66 @@ def _drive(config: LoadConfig, socks: list[socket.socket], packets: list[list[by
 RATE_MIN_SLEEP = 0.0002
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _CMSG_SPACE = socket.CMSG_SPACE(16)
+# Send stamps from the kernel too (linux/net_tstamp.h): the software timestamp taken as the
+# request leaves for the loopback device, returned on the socket's error queue tagged with
+# the socket's send counter (OPT_ID), without the packet (TSONLY).
+_SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)
+_TX_STAMPS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)  # TX_SOFTWARE|SOFTWARE|OPT_ID|OPT_TSONLY
+_SO_EE_ORIGIN_TIMESTAMPING = 4
+_ERRQUEUE_CMSG_SPACE = socket.CMSG_SPACE(48) + socket.CMSG_SPACE(64)
+
+
+def _kernel_stamp(value: bytes) -> int:
+    """Nanoseconds of the first timespec of a SO_TIMESTAMPNS / SO_TIMESTAMPING message."""
+    return (int.from_bytes(value[:8], sys.byteorder) * 1_000_000_000
+            + int.from_bytes(value[8:16], sys.byteorder))
+
+
+def _read_send_stamps(sock: socket.socket, order: Sequence[int], stamps: list[int]) -> None:
+    """Drain `sock`'s error queue of send stamps into stamps[Identifier]; `order` maps the
+    socket's send counter (mod 65,536) to the Identifier that send carried."""
+    while True:
+        try:
+            _, ancdata, _, _ = sock.recvmsg(1, _ERRQUEUE_CMSG_SPACE, socket.MSG_ERRQUEUE)
+        except (BlockingIOError, InterruptedError):
+            return
+        stamp = counter = -1
+        for level, kind, value in ancdata:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPING:
+                stamp = _kernel_stamp(value)
+            elif len(value) >= 16 and value[4] == _SO_EE_ORIGIN_TIMESTAMPING:  # sock_extended_err
+                counter = int.from_bytes(value[12:16], sys.byteorder)
+        if stamp > 0 and counter >= 0:
+            stamps[order[counter & 0xFFFF]] = stamp
 
 
 def _drive_rate(config: LoadConfig, socks: list[socket.socket], packets: list[list[bytes]],
                 begin: float) -> dict[str, Any]:
     """Open loop: request k leaves at begin + k/rate (a skipped slot is never waited for).
 
-    Replies are collected when the generator wakes to send, each stamped by the kernel on
-    arrival (SO_TIMESTAMPNS); the latency is that stamp minus the wall-clock time taken
-    just before the request's send, so a reply read late is not counted late.
+    Replies are collected when the generator wakes to send. The latency is the kernel's
+    stamp of the reply's arrival (SO_TIMESTAMPNS) minus the kernel's stamp of the request's
+    departure (SO_TIMESTAMPING): neither a reply read late nor a request whose sender was
+    preempted between its clock reading and its send counts against the server. Where the
+    kernel gives no send stamp, the wall clock read just before the send stands in.
     """
     secret = config.secret
     expect_code = config.expect_code
     perf = time.perf_counter
     wall = time.time_ns
     nsock = len(socks)
+    send_stamps = True
     for sock in socks:
         sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_STAMPS)
+        except OSError:
+            send_stamps = False
     pending: list[list[bytes | None]] = [[None] * 256 for _ in range(nsock)]
     sent_ns: list[list[int]] = [[0] * 256 for _ in range(nsock)]
+    # Per socket: the Identifier carried by each send, by the socket's send counter.
+    send_order: list[list[int]] = [[0] * 65536 for _ in range(nsock)]
+    send_count = [0] * nsock
     sent_perf: list[list[float]] = [[0.0] * 256 for _ in range(nsock)]
     position = [0] * nsock
     sizes = [len(p) for p in packets]
@@ -435,6 +476,8 @@ def _drive_rate(config: LoadConfig, socks: list[socket.socket], packets: list[li
         for sock in select.select(socks, (), (), 0)[0]:
             i = socks.index(sock)
             pend, stamps = pending[i], sent_ns[i]
+            if send_stamps:  # before the replies: each reply's request is stamped by now
+                _read_send_stamps(sock, send_order[i], stamps)
             while True:
                 try:
                     data, ancdata, _, _ = sock.recvmsg(4096, _CMSG_SPACE)
@@ -454,9 +497,7 @@ def _drive_rate(config: LoadConfig, socks: list[socket.socket], packets: list[li
                 arrived = wall()
                 for level, kind, value in ancdata:
                     if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-                        seconds, nanos = int.from_bytes(value[:8], sys.byteorder), int.from_bytes(
-                            value[8:16], sys.byteorder)
-                        arrived = seconds * 1_000_000_000 + nanos
+                        arrived = _kernel_stamp(value)
                 latencies.append((arrived - stamps[ident]) / 1e9)
 
     while True:
@@ -481,6 +522,8 @@ def _drive_rate(config: LoadConfig, socks: list[socket.socket], packets: list[li
                     except BlockingIOError:
                         skipped += 1
                     else:
+                        send_order[i][send_count[i] & 0xFFFF] = ident
+                        send_count[i] += 1
                         pending[i][ident] = pkt
                         sent_perf[i][ident] = now
                         position[i] = pos + 1
