@@ -197,7 +197,7 @@ class RadiusDaemon:
         acct_port = self.reactor.adoptDatagramPort(sock.fileno(), sock.family, acct_protocol)
         self.metrics.receive_drops.sockets["acct"] = os.fstat(sock.fileno()).st_ino
         self.ports.append(acct_port)
-        self.acct.send = acct_port.write
+        self.acct.send = acct_protocol.send
         acct_port_number = sock.getsockname()[1]
         sock.close()
         metrics_port = 0

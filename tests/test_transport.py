@@ -138,3 +138,13 @@ def test_latency_is_observed_per_request(pair: tuple[socket.socket, socket.socke
     protocol.datagramReceived(b"a", client.getsockname())
     protocol.datagramReceived(b"b", client.getsockname())
     assert seen == [0.0, 0.0]
+
+
+def test_send_goes_out_at_once(pair: tuple[socket.socket, socket.socket]) -> None:
+    """send() (the accounting replies, once durable) does not wait for the end of the turn."""
+    server, client = pair
+    clock = Clock()
+    protocol = protocol_on(server, clock)
+    protocol.send(b"durable", client.getsockname())
+    assert received(client) == [b"durable"]
+    assert clock.getDelayedCalls() == []

@@ -70,16 +70,20 @@ class RadiusProtocol(DatagramProtocol):
     def flush(self) -> None:
         """Send the held replies, in the order their requests arrived."""
         held, self._held = self._held, []
-        if not held or self.transport is None:
+        for reply, addr in held:
+            self.send(reply, addr)
+
+    def send(self, reply: bytes, addr: tuple[str, int]) -> None:
+        """One datagram out now (the accounting replies, once durable, come this way)."""
+        if self.transport is None:
             return
         # Straight to the socket when there is one: Port.write re-validates the address on
         # every call (~3 us). Any error goes through Port.write, for Twisted's handling.
-        sendto = getattr(getattr(self.transport, "socket", None), "sendto", None)
-        for reply, addr in held:
-            try:
-                if sendto is None:
-                    raise OSError("no socket")
-                sendto(reply, addr)
-            except OSError:
-                # zope-interface stubs confuse mypy about `self` in IUDPTransport.write
-                self.transport.write(reply, addr)  # type: ignore[misc,arg-type,call-arg]
+        sock = getattr(self.transport, "socket", None)
+        try:
+            if sock is None:
+                raise OSError("no socket")
+            sock.sendto(reply, addr)
+        except OSError:
+            # zope-interface stubs confuse mypy about `self` in IUDPTransport.write
+            self.transport.write(reply, addr)  # type: ignore[misc,arg-type,call-arg]
