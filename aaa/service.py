@@ -133,6 +133,14 @@ class RadiusDaemon:
     def _submit_acct(self, pending: Any) -> bool:
         return self.committer.submit(pending)
 
+    def _reconcile_index(self, rows: Any) -> None:
+        """On the committer's thread: diff the index against the database's open sessions
+        here, so the reactor only applies the changes (a full pass over 100,000 sessions
+        on the reactor stalled it ~100 ms every reload)."""
+        changes = self.index.changes(rows)
+        if changes.closed or changes.opened:
+            self.reactor.callFromThread(self.index.apply_changes, changes)
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.reactor.seconds(), UTC)
 
@@ -166,7 +174,7 @@ class RadiusDaemon:
             self.sessions, self.journal, self.metrics,
             lambda group, ok: self.reactor.callFromThread(self.acct.finish, group, ok,
                                                           self.reactor.seconds()),
-            open_sessions=lambda rows: self.reactor.callFromThread(self.index.reconcile, rows))
+            open_sessions=self._reconcile_index)
         self.refresher = ViewRefresher(
             self.engine, self.sessions, lambda: self.handler.view,
             lambda fresh: self.reactor.callFromThread(self._view_changed, fresh), self.metrics,

@@ -189,6 +189,38 @@ def test_open_session_index() -> None:
     assert index.count(7) == 1 and index.of_service(7) == frozenset({"c"})
 
 
+def test_index_changes_are_computed_apart_and_applied_alone() -> None:
+    """The diff against the database's open sessions leaves the index untouched until it
+    is applied; applying it closes what the database closed, opens what another worker
+    opened (with its service and NAS), and never reopens a session seen stopping."""
+    index = OpenSessionIndex()
+    index.apply(ev("start", 0, uid="kept"))
+    index.apply(ev("start", 0, uid="closed-elsewhere"))
+    index.apply(ev("start", 0, uid="late"))
+    index.apply(ev("stop", 1, uid="late"))  # stopped here; the database has not caught up
+    database = [("kept", 7, 1), ("other-worker", 8, 2), ("late", 7, 1)]
+    changes = index.changes(database)
+    assert changes.closed == frozenset({"closed-elsewhere"})
+    assert changes.opened == {"other-worker": (8, 2), "late": (7, 1)}
+    assert index.of_service(7) == frozenset({"kept", "closed-elsewhere"})  # untouched so far
+    index.apply_changes(changes)
+    assert index.of_service(7) == frozenset({"kept"})
+    assert index.of_service(8) == frozenset({"other-worker"}) and len(index) == 2
+    # Nothing left to do but the stopped session the database still shows (refused again).
+    assert index.changes(database) == (frozenset(), {"late": (7, 1)})
+
+
+def test_index_changes_of_a_large_index_are_few() -> None:
+    """With 100,000 sessions open and one change, the reactor is handed that one change."""
+    index = OpenSessionIndex()
+    rows = [(f"s{i}", i, 1) for i in range(100_000)]
+    index.load(rows)
+    changes = index.changes(rows[1:])
+    assert changes.closed == frozenset({"s0"}) and changes.opened == {}
+    index.apply_changes(changes)
+    assert len(index) == 99_999 and index.count(0) == 0
+
+
 def test_writer_stores_awkward_text_and_nulls_exactly(engine: Engine,
                                                       sessions: sessionmaker[Session]) -> None:
     """The committer's writer (PostgreSQL: one array literal per column) stores text with
