@@ -148,3 +148,14 @@ def test_send_goes_out_at_once(pair: tuple[socket.socket, socket.socket]) -> Non
     protocol.send(b"durable", client.getsockname())
     assert received(client) == [b"durable"]
     assert clock.getDelayedCalls() == []
+
+
+def test_replies_held_when_the_port_stops_still_leave(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A graceful stop (the port closing calls doStop, which drops the transport) still
+    sends what this turn answered."""
+    server, client = pair
+    clock = Clock()
+    protocol = protocol_on(server, clock)
+    protocol.datagramReceived(b"last", client.getsockname())
+    protocol.doStop()
+    assert received(client) == [b"re:last"]

@@ -67,6 +67,12 @@ class RadiusProtocol(DatagramProtocol):
         if self.observe is not None:
             self.observe(self.clock.seconds() - now)
 
+    def doStop(self) -> None:
+        """The port is closing (graceful stop): what was answered still leaves, before
+        Twisted takes the transport away."""
+        self.flush()
+        super().doStop()  # type: ignore[no-untyped-call]
+
     def flush(self) -> None:
         """Send the held replies, in the order their requests arrived."""
         held, self._held = self._held, []
