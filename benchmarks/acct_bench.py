@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from auth_bench import SECRET, Server, populate  # noqa: E402
 from pyspy import ensure_pyspy, report, summarize  # noqa: E402
-from radload import ACCOUNTING_RESPONSE, LoadConfig, run_load  # noqa: E402
+from radload import ACCOUNTING_RESPONSE, LoadConfig, cpu_probe_ms, run_load  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from aaa.db import migrate  # noqa: E402
@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="py-spy and CPU per record during the Interim phase")
     args = parser.parse_args(argv)
 
+    probe_before = cpu_probe_ms()
+    print(f"machine speed: a fixed Python loop takes {probe_before} ms (lower is faster)", flush=True)
     base = Path(tempfile.mkdtemp(prefix="aaa-acct-bench-"))
     base.chmod(0o755)
     cluster = Cluster(base / "pg")
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             "throughput": round(interim.throughput), "p50_ms": round(interim.p50_ms, 3),
             "p99_ms": round(interim.p99_ms, 3), "starts_per_s": round(start.throughput),
             "sessions": rows, "errors": interim.errors + start.errors, "window": args.window,
-            "workers": args.workers, **profile}))
+            "workers": args.workers, "cpu_probe_ms_before": probe_before,
+            "cpu_probe_ms_after": cpu_probe_ms(), **profile}))
         return 0
     finally:
         cluster.stop("immediate")

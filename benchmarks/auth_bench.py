@@ -51,7 +51,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from radload import LoadConfig, LoadResult, Subscriber, mac_for, measure_ceiling, run_load  # noqa: E402
+from radload import (  # noqa: E402
+    LoadConfig,
+    LoadResult,
+    Subscriber,
+    cpu_probe_ms,
+    mac_for,
+    measure_ceiling,
+    run_load,
+)
 from sqlalchemy import create_engine, insert  # noqa: E402
 
 from aaa.db.models import Customer, Nas, Plan, Service  # noqa: E402
@@ -208,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     report: dict[str, Any] = {}
+    probe_before = cpu_probe_ms()
+    print(f"machine speed: a fixed Python loop takes {probe_before} ms (lower is faster)", flush=True)
     with tempfile.TemporaryDirectory(prefix="aaa-bench-") as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o755)  # the cluster runs as `postgres` when we are root
@@ -251,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["generator_ceiling"] = round(ceiling.throughput)
         finally:
             cluster.stop()
+    report["cpu_probe_ms_before"], report["cpu_probe_ms_after"] = probe_before, cpu_probe_ms()
     print(json.dumps({"throughput": report.get("throughput"), "p50_ms": report.get("p50_ms"),
                       "p99_ms": report.get("p99_ms"),
                       **{k: v for k, v in report.items() if k not in ("throughput", "p50_ms", "p99_ms")}}))

@@ -52,7 +52,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import pyspy  # noqa: E402
 import radload  # noqa: E402
 from auth_bench import SECRET, Server, populate  # noqa: E402
-from radload import ACCOUNTING_RESPONSE, LoadConfig, LoadResult, Subscriber, measure_ceiling, run_load  # noqa: E402
+from radload import (  # noqa: E402
+    ACCOUNTING_RESPONSE,
+    LoadConfig,
+    LoadResult,
+    Subscriber,
+    cpu_probe_ms,
+    measure_ceiling,
+    run_load,
+)
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from aaa.db import migrate  # noqa: E402
@@ -454,6 +462,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu": model, "load_1min_at_start": os.getloadavg()[0],
+            "cpu_probe_ms_at_start": cpu_probe_ms(),
             "date": time.strftime("%Y-%m-%d %H:%M %Z"), "python": sys.version.split()[0]}
 
 
@@ -548,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.stop("immediate")
         shutil.rmtree(base, ignore_errors=True)
     report["elapsed_s"] = round(time.monotonic() - started)
+    info["cpu_probe_ms_at_end"] = cpu_probe_ms()
     print()
     report["table"] = print_table(report["results"], report["generator_ceiling"])
     args.out.mkdir(parents=True, exist_ok=True)

@@ -550,6 +550,20 @@ def _drive_rate(config: LoadConfig, socks: list[socket.socket], packets: list[li
             "last_recv": last_recv, "latencies": latencies.tobytes(), "lags": lags.tobytes()}
 
 
+def cpu_probe_ms(loops: int = 1_000_000, repeat: int = 3) -> float:
+    """Milliseconds of a fixed pure-Python loop, best of `repeat`: how fast this machine
+    runs Python right now. The project's VMs drift by up to ~1.8x within an hour (the
+    host's other tenants), so a figure means little without this beside it."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        total = 0
+        for i in range(loops):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 def _percentile(ordered: Sequence[float], q: float) -> float:
     if not ordered:
         return 0.0
