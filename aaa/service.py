@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -133,7 +134,7 @@ class RadiusDaemon:
     def _submit_acct(self, pending: Any) -> bool:
         return self.committer.submit(pending)
 
-    def _reconcile_index(self, rows: Any) -> None:
+    def _reconcile_index(self, rows: Iterable[tuple[str, int | None, int | None]]) -> None:
         """On the committer's thread: diff the index against the database's open sessions
         here, so the reactor only applies the changes (a full pass over 100,000 sessions
         on the reactor stalled it ~100 ms every reload)."""

@@ -47,9 +47,9 @@ class OpenSessionIndex:
             self._open(unique_id, service_id, nas_id)
 
     def changes(self, rows: Iterable[tuple[str, int | None, int | None]]) -> Changes:
-        """What `reconcile` would change, computed without touching the index: the
-        committer's thread runs this over the database's open sessions (100,000 of them
-        cost ~100 ms of Python), the reactor then applies only the few changes.
+        """How the index differs from the database's open sessions, computed without
+        touching it: the committer's thread runs this over all of them (100,000 cost ~100
+        ms of Python), the reactor then applies only the few changes.
 
         Safe beside the reactor: the only read of the index is one `set()` of its keys,
         a single C call under the interpreter lock."""
@@ -66,10 +66,6 @@ class OpenSessionIndex:
             self._close(unique_id)
         for unique_id, (service_id, nas_id) in changes.opened.items():
             self._open(unique_id, service_id, nas_id)
-
-    def reconcile(self, rows: Iterable[tuple[str, int | None, int | None]]) -> None:
-        """Follow the database's open sessions (both steps at once, for one thread)."""
-        self.apply_changes(self.changes(rows))
 
     def _open(self, unique_id: str, service_id: int | None, nas_id: int | None) -> None:
         if unique_id in self._sessions or unique_id in self._stopped:
