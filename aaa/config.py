@@ -49,6 +49,9 @@ class RadiusConfig:
     auth_log_retention_days: int = 90
     # Write the authentication log from a process of its own (false: a thread of the daemon).
     auth_log_process: bool = True
+    # Keep the subscriber view in `data_dir`/view.snapshot, so that a daemon (re)started
+    # while the database is down answers from the view it last knew.
+    view_snapshot: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,11 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import generate_latest
+from sqlalchemy.exc import OperationalError
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -31,6 +33,7 @@ from aaa.daemon.authlog_process import AuthLogProcess
 from aaa.daemon.handler import AuthHandler, HandlerSettings
 from aaa.daemon.metrics import Metrics
 from aaa.daemon.refresher import ViewRefresher
+from aaa.daemon.snapshot import SealingKey, SnapshotError, ViewSnapshot, load_snapshot
 from aaa.daemon.spread import spread_by_authenticator
 from aaa.db.accounting import open_index_rows
 from aaa.db.engine import make_engine, session_factory
@@ -38,10 +41,12 @@ from aaa.db.views import load_view
 from aaa.log import log_event
 from aaa.policy.rules import PolicySettings
 from aaa.policy.vendors import OtherVendorRates
+from aaa.policy.view import SubscriberView
 from aaa.radius import DuplicateCache, load_dictionary
 from aaa.radius.dictionary import Dictionary
 from aaa.radius.transport import RadiusProtocol
 from management import subscriber_passwords
+from management.equipment_passwords import SecretsKeyError, current_key
 
 WORKER_ENV = "AAA_WORKER_INDEX"
 WORKER_AUTH_PORT_ENV = "AAA_WORKER_AUTH_PORT"  # the ports worker 0 bound, for the others
@@ -145,14 +150,67 @@ class RadiusDaemon:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.reactor.seconds(), UTC)
 
+    def _snapshot_key(self) -> SealingKey | None:
+        secrets = self.config.secrets
+        if not (secrets.key or secrets.key_file):
+            return None
+        key = current_key(secrets)
+        return SealingKey(key.key, key.key_id)
+
+    def _load_view(self) -> tuple[SubscriberView, ViewSnapshot | None, bool]:
+        """The view from the database (and a fresh snapshot of it), or — the database
+        unreachable — from the snapshot; the snapshot writer (worker 0 only) and whether
+        the view came from the snapshot."""
+        path: Path | None = Path(self.config.data_dir) / "view.snapshot"
+        database = self.engine.url.render_as_string(hide_password=True)
+        key = None
+        try:
+            key = self._snapshot_key() if self.config.radius.view_snapshot else None
+        except SecretsKeyError as exc:
+            log_event("view_snapshot_disabled", reason=str(exc))
+            path = None
+        if not self.config.radius.view_snapshot:
+            path = None
+        writer = ViewSnapshot(path, database, key) if path and self.options.worker_index == 0 else None
+        try:
+            with self.sessions() as session, session.begin():
+                view = load_view(session, self.open_password)
+        except OperationalError as exc:
+            if path is None:
+                raise
+            try:
+                view = load_snapshot(path, database, key)
+            except SnapshotError as why:
+                log_event("view_snapshot_unusable", reason=str(why))
+                raise exc from None
+            log_event("view_from_snapshot", path=str(path), seq=view.seq,
+                      services=len(view.services_by_id),
+                      taken=datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds"),
+                      database_error=type(exc.orig).__name__)
+            return view, writer, True
+        if writer is not None:
+            try:
+                writer.write_base(view)
+            except OSError as exc:
+                self.metrics.view_snapshot_errors.inc()
+                log_event("view_snapshot_failed", path=str(path), error=exc.strerror or type(exc).__name__)
+                writer.close()
+        return view, writer, False
+
     def start(self) -> None:
-        with self.sessions() as session, session.begin():
-            view = load_view(session, self.open_password)
+        view, snapshot, from_snapshot = self._load_view()
         self.metrics.view_services.set(len(view.services_by_id))
         self.metrics.view_seq.set(view.seq)
+        self.metrics.view_from_snapshot.set(int(from_snapshot))
         dictionary = dictionary_for(self.config)
         self.index = OpenSessionIndex()
-        self.index.load(open_index_rows(self.engine))
+        try:
+            self.index.load(open_index_rows(self.engine))
+        except OperationalError as exc:
+            # Database away: the index starts from the journal alone and is filled by the
+            # committer's reload once the database answers (simultaneous use is under-
+            # counted meanwhile, never over-counted).
+            log_event("accounting_index_unavailable", error=type(exc.orig).__name__)
         opts = self.options
         self.journal = Journal(self.config.journal_dir / f"accounting-{opts.worker_index}.jnl",
                                self.config.accounting.journal_max_mb * 1024 * 1024)
@@ -179,7 +237,7 @@ class RadiusDaemon:
         self.refresher = ViewRefresher(
             self.engine, self.sessions, lambda: self.handler.view,
             lambda fresh: self.reactor.callFromThread(self._view_changed, fresh), self.metrics,
-            open_password=self.open_password)
+            open_password=self.open_password, snapshot=snapshot, from_snapshot=from_snapshot)
         self.writer.start()
         self.refresher.start()
         self.committer.start()
@@ -229,7 +287,8 @@ class RadiusDaemon:
                   auth_spread="authenticator" if spread else "source-hash",
                   open_sessions=len(self.index), journal_records=self.journal.records,
                   services=len(view.services_by_id),
-                  nas=len(view.nas_by_ip), seq=view.seq, database=self.engine.dialect.name)
+                  nas=len(view.nas_by_ip), seq=view.seq, database=self.engine.dialect.name,
+                  view_source="snapshot" if from_snapshot else "database")
 
     def _view_changed(self, fresh: Any) -> None:
         self.handler.swap_view(fresh)

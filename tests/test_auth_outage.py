@@ -171,3 +171,61 @@ def test_authentication_survives_a_postgresql_outage(own_cluster: Cluster, tmp_p
                   f"outage; change after restart in the view after {reconnected_in:.1f} s")
     finally:
         ensure_running(own_cluster)
+
+
+def test_daemon_started_during_an_outage_answers_from_its_view_snapshot(own_cluster: Cluster,
+                                                                       tmp_path: Path) -> None:
+    """A daemon restarted while PostgreSQL is down (a deploy, a crash, a host reboot at the
+    wrong moment) starts from the view snapshot its predecessor kept in the data directory:
+    its start line says `view_source=snapshot`, `aaa_view_from_snapshot` is 1, it accepts
+    the known subscribers, refuses the one cancelled before the outage (a change appended
+    to the snapshot, not in its base), and acknowledges accounting from the journal. When
+    the cluster comes back it catches up from the change feed (`view_caught_up`, the
+    metric back to 0), a change made then reaches the next answer, and every acknowledged
+    accounting record is in the database exactly once."""
+    url = new_database(own_cluster, "snapshot_start", tmp_path)
+    data_dir, port = tmp_path / "data", free_udp_port()
+    cancelled_before, cancelled_after = LOGINS[6], LOGINS[7]
+    records = session_stream(60, 2, ACCT_LOGINS, prefix="n")
+    try:
+        with acct_daemon(url, tmp_path, port=port, data_dir=data_dir) as daemon:
+            [start] = daemon.events("start")
+            assert start["view_source"] == "database"
+            probe = AuthLoad(daemon.auth_port, [])
+            try:
+                assert probe.ask(cancelled_before, 1)[0] == PacketCode.ACCESS_ACCEPT
+                assert aaa_process(url, tmp_path, "service", "cancel", cancelled_before).returncode == 0
+                assert poll(lambda: probe.ask(cancelled_before, 2)[0] == PacketCode.ACCESS_REJECT, 10, 0.2)
+            finally:
+                probe.sock.close()
+        assert (data_dir / "view.snapshot").stat().st_mode & 0o777 == 0o600
+        own_cluster.stop("fast")
+        with acct_daemon(url, tmp_path, port=port, data_dir=data_dir) as daemon:
+            [start] = daemon.events("start")
+            assert start["view_source"] == "snapshot", start
+            assert daemon.events("view_from_snapshot")
+            assert daemon.sample("aaa_view_from_snapshot") == 1
+            probe = AuthLoad(daemon.auth_port, [])
+            try:
+                for n, login in enumerate(AUTH_LOGINS):
+                    if login != cancelled_before:
+                        assert probe.ask(login, n)[0] == PacketCode.ACCESS_ACCEPT, login
+                code, message = probe.ask(cancelled_before, 99)
+                assert code == PacketCode.ACCESS_REJECT and "cancel" in message.lower(), message
+                stream = Stream(port, records, pace=0.01, retries=30, deadline=60).start()
+                stream.wait_count(40, 15)
+                assert journal_records(daemon) > 0
+                restart(own_cluster)
+                assert poll(lambda: daemon.events("view_caught_up"), 15, 0.2)
+                assert daemon.sample("aaa_view_from_snapshot") == 0
+                assert aaa_process(url, tmp_path, "service", "cancel", cancelled_after).returncode == 0
+                assert poll(lambda: probe.ask(cancelled_after, 3)[0] == PacketCode.ACCESS_REJECT, 15, 0.2), \
+                    "a change made after the database came back did not reach the view"
+            finally:
+                probe.sock.close()
+            acked = stream.join(60)
+            wait_drained(daemon, 30)
+            assert all(acked), f"{acked.count(False)} accounting records never acknowledged"
+            check_exactly_once(stored_sessions(url), records, acked)
+    finally:
+        ensure_running(own_cluster)

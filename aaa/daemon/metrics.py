@@ -137,6 +137,12 @@ class Metrics:
         self.view_age = Gauge("aaa_view_age_seconds",
                               "Seconds since the view was last confirmed fresh", registry=r)
         self.view_errors = Counter("aaa_view_refresh_errors", "Failed view refreshes", registry=r)
+        self.view_from_snapshot = Gauge(
+            "aaa_view_from_snapshot",
+            "1 while the view is the local snapshot (started with the database down), not yet "
+            "checked against the database", registry=r)
+        self.view_snapshot_errors = Counter("aaa_view_snapshot_errors",
+                                            "Failed writes of the local view snapshot", registry=r)
         self.authlog_depth = Gauge("aaa_authlog_queue_depth", "Auth-log rows waiting", registry=r)
         self.authlog_written = Counter("aaa_authlog_written", "Auth-log rows written", registry=r)
         self.authlog_write = Histogram("aaa_authlog_write_seconds", "Auth-log batch write time",

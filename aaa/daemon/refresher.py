@@ -3,7 +3,11 @@
 On PostgreSQL a LISTEN connection wakes it as soon as a change commits; everywhere it
 also polls every `interval` seconds (the only mechanism on SQLite). A refresh that fails
 (database away) keeps the old view — authentication goes on answering from memory — and
-is retried on the next tick.
+is retried on the next tick. Each change applied is also appended to the view snapshot
+(`aaa.daemon.snapshot`) when there is one. A view that came from the snapshot (the daemon
+started while the database was down) is caught up from the change feed at the first
+refresh that reaches the database, or reloaded whole if the feed no longer reaches back
+to it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.daemon.metrics import Metrics
-from aaa.db.views import refresh_view
+from aaa.daemon.snapshot import ViewSnapshot
+from aaa.db.views import feed_continues, load_view, read_changes
 from aaa.log import log_event
-from aaa.policy.view import SubscriberView
+from aaa.policy.view import SubscriberView, ViewChanges, apply_changes
 from management.audit import NOTIFY_CHANNEL
 
 
@@ -29,7 +34,8 @@ class ViewRefresher:
     def __init__(self, engine: Engine, sessions: sessionmaker[Session],
                  current: Callable[[], SubscriberView], publish: Callable[[SubscriberView], None],
                  metrics: Metrics, interval: float = 1.0,
-                 open_password: Callable[[str], str] = lambda stored: stored) -> None:
+                 open_password: Callable[[str], str] = lambda stored: stored,
+                 snapshot: ViewSnapshot | None = None, from_snapshot: bool = False) -> None:
         self._engine = engine
         self._sessions = sessions
         self._current = current
@@ -37,6 +43,9 @@ class ViewRefresher:
         self._metrics = metrics
         self._interval = interval
         self._open_password = open_password
+        self._snapshot = snapshot
+        self._from_snapshot = from_snapshot  # not yet checked against the database
+        self._snapshot_failing = False
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="view-refresher", daemon=True)
         self._listener: Any = None
@@ -50,19 +59,51 @@ class ViewRefresher:
         self._stopping.set()
         self._thread.join(5)
         self._close_listener()
+        if self._snapshot is not None:
+            self._snapshot.close()
 
     def refresh_once(self) -> bool:
         """Apply pending changes now; True when the view changed."""
         view = self._current()
+        changes: ViewChanges | None = None
         with self._sessions() as session, session.begin():
-            fresh = refresh_view(session, view, self._open_password)
+            if self._from_snapshot and not feed_continues(session, view.seq):
+                fresh = load_view(session, self._open_password)
+            else:
+                changes = read_changes(session, view, self._open_password)
+                fresh = view if changes is None else apply_changes(view, changes)
         self._last_ok = time.monotonic()
+        if self._from_snapshot:
+            self._from_snapshot = False
+            self._metrics.view_from_snapshot.set(0)
+            log_event("view_caught_up", seq=fresh.seq, services=len(fresh.services_by_id),
+                      reloaded=changes is None and fresh is not view)
         if fresh is view:
             return False
+        self._save(changes, fresh)
         self._metrics.view_services.set(len(fresh.services_by_id))
         self._metrics.view_seq.set(fresh.seq)
         self._publish(fresh)
         return True
+
+    def _save(self, changes: ViewChanges | None, fresh: SubscriberView) -> None:
+        """Keep the snapshot in step; a failure (disk full) is counted, logged once, never raised."""
+        if self._snapshot is None:
+            return
+        try:
+            if changes is None:
+                self._snapshot.write_base(fresh)
+            else:
+                self._snapshot.append(changes, fresh)
+        except OSError as exc:
+            self._metrics.view_snapshot_errors.inc()
+            if not self._snapshot_failing:
+                log_event("view_snapshot_failed", path=str(self._snapshot.path),
+                          error=exc.strerror or type(exc).__name__)
+            self._snapshot_failing = True
+            self._snapshot.close()  # the next save starts a new base
+        else:
+            self._snapshot_failing = False
 
     def _run(self) -> None:
         while not self._stopping.is_set():

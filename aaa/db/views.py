@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aaa.db.models import ChangeFeedEntry, Nas, PaymentMethod, Plan, Service, Variable
-from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView
+from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView, ViewChanges, apply_changes
 
 _SERVICE_COLUMNS = (
     Service.id, Service.login, Service.password, Service.status, Service.plan_id, Service.mac,
@@ -71,15 +71,15 @@ def load_view(session: Session, open_password: PasswordOpener = _as_stored) -> S
                                 _variables(session), seq)
 
 
-def refresh_view(session: Session, view: SubscriberView,
-                 open_password: PasswordOpener = _as_stored) -> SubscriberView:
-    """Apply the change-feed rows after `view.seq`; returns `view` itself when nothing changed."""
+def read_changes(session: Session, view: SubscriberView,
+                 open_password: PasswordOpener = _as_stored) -> ViewChanges | None:
+    """The change-feed rows after `view.seq`, read into the changes they make; None if none."""
     entries = session.execute(
         select(ChangeFeedEntry.seq, ChangeFeedEntry.object_type, ChangeFeedEntry.object_id)
         .where(ChangeFeedEntry.seq > view.seq).order_by(ChangeFeedEntry.seq)
     ).all()
     if not entries:
-        return view
+        return None
     kinds = {kind for _, kind, _ in entries}
     service_ids = {int(object_id) for _, kind, object_id in entries if kind == "service"}
     if "payment_method" in kinds:  # a method's reduction changed: re-read its services
@@ -87,11 +87,26 @@ def refresh_view(session: Session, view: SubscriberView,
         service_ids.update(session.scalars(select(Service.id).where(
             Service.payment_method_id.in_(method_ids))))
     changed = list(_services(session, service_ids, open_password)) if service_ids else []
-    removed = service_ids - {s.id for s in changed}
-    return view.with_changes(
-        services=changed, removed_services=removed,
+    return ViewChanges(
+        services=changed, removed_services=service_ids - {s.id for s in changed},
         plans=_plans(session) if "plan" in kinds else None,
         nas=_nas(session) if "nas" in kinds else None,
         variables=_variables(session) if "variable" in kinds else None,
         seq=entries[-1][0],
     )
+
+
+def refresh_view(session: Session, view: SubscriberView,
+                 open_password: PasswordOpener = _as_stored) -> SubscriberView:
+    """Apply the change-feed rows after `view.seq`; returns `view` itself when nothing changed."""
+    changes = read_changes(session, view, open_password)
+    return view if changes is None else apply_changes(view, changes)
+
+
+def feed_continues(session: Session, seq: int) -> bool:
+    """Whether the change feed still holds everything after `seq`, so reading from there
+    catches a view up: false when `seq` is 0, when the rows up to it were pruned, or when
+    the feed is behind it (a database restored from an older backup)."""
+    first, last = session.execute(
+        select(func.min(ChangeFeedEntry.seq), func.max(ChangeFeedEntry.seq))).one()
+    return seq > 0 and first is not None and first <= seq <= last

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,23 @@ class SubscriberView:
             variables=dict(variables) if variables is not None else self.variables,
             seq=seq,
         )
+
+
+class ViewChanges(NamedTuple):
+    """What one refresh read from the change feed: the arguments of `SubscriberView.with_changes`."""
+
+    services: list[ServiceFacts]
+    removed_services: set[int]
+    plans: list[PlanFacts] | None
+    nas: list[NasFacts] | None
+    variables: dict[str, str] | None
+    seq: int
+
+
+def apply_changes(view: SubscriberView, changes: ViewChanges) -> SubscriberView:
+    return view.with_changes(services=changes.services, removed_services=changes.removed_services,
+                             plans=changes.plans, nas=changes.nas, variables=changes.variables,
+                             seq=changes.seq)
 
 
 def _live_by_login(services: Iterable[ServiceFacts]) -> dict[str, ServiceFacts]:

@@ -1,0 +1,220 @@
+"""The view snapshot on disk (aaa.daemon.snapshot) and the refresher's catch-up from it.
+
+Real files in tmp_path; the refresher tests run on the real databases (SQLite and
+PostgreSQL) through `fresh_db_url`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, delete
+from sqlalchemy.orm import Session, sessionmaker
+
+from aaa.daemon import snapshot as snapshot_module
+from aaa.daemon.metrics import Metrics
+from aaa.daemon.refresher import ViewRefresher
+from aaa.daemon.snapshot import SealingKey, SnapshotError, ViewSnapshot, load_snapshot
+from aaa.db.engine import make_engine, session_factory
+from aaa.db.models import ChangeFeedEntry
+from aaa.db.views import feed_continues, load_view
+from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView, ViewChanges, apply_changes
+from management import services
+from tests.test_view_db import act, setup
+
+DATABASE = "postgresql+psycopg2://aaa:***@127.0.0.1:5432/aaa"
+KEY = SealingKey(bytes(range(32)), "k1")
+
+
+def service(n: int, status: str = "enabled", password: str = "senha") -> ServiceFacts:
+    return ServiceFacts(n, f"cliente{n}", f"{password}{n}", status, 1, mac="02:00:00:00:00:01")
+
+
+def base_view(count: int = 12) -> SubscriberView:
+    return SubscriberView.build(
+        [service(n) for n in range(1, count + 1)], [PlanFacts(1, "FIBRA", 100_000, 50_000, "fibra")],
+        [NasFacts(1, "mk", "10.0.0.1", "mikrotik", b"segredo")], {"POOL_SUSPENSAO_TOTAL": "bloq"}, seq=40)
+
+
+def changes(seq: int, *, services: Sequence[ServiceFacts] = (), removed: Iterable[int] = (),
+            plans: list[PlanFacts] | None = None) -> ViewChanges:
+    return ViewChanges(list(services), set(removed), plans, None, None, seq)
+
+
+def test_base_and_appended_changes_load_back_as_the_view_they_led_to(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A base split over several frames plus two appended changes (a service changed, one
+    removed, one added, plans replaced) loads back equal to the view the refresher built."""
+    monkeypatch.setattr(snapshot_module, "_SLICE", 5)  # 12 services: three frames
+    path = tmp_path / "view.snapshot"
+    view = base_view()
+    writer = ViewSnapshot(path, DATABASE)
+    writer.write_base(view)
+    first = changes(41, services=[service(3, "suspended_debt"), service(50)], removed={7})
+    view = apply_changes(view, first)
+    writer.append(first, view)
+    second = changes(44, plans=[PlanFacts(1, "FIBRA", 200_000, 100_000, "fibra")])
+    view = apply_changes(view, second)
+    writer.append(second, view)
+    writer.close()
+    loaded = load_snapshot(path, DATABASE)
+    assert loaded == view
+    assert loaded.seq == 44 and 7 not in loaded.services_by_id
+    assert loaded.services_by_login["cliente3"].status == "suspended_debt"
+    assert loaded.plans[1].download_kbps == 200_000
+
+
+def test_a_torn_last_frame_is_ignored(tmp_path: Path) -> None:
+    """A crash in the middle of an append leaves a partial frame: the snapshot loads up to
+    the last complete change."""
+    path = tmp_path / "view.snapshot"
+    view = base_view()
+    writer = ViewSnapshot(path, DATABASE)
+    writer.write_base(view)
+    change = changes(41, services=[service(2, "cancelled")])
+    writer.append(change, apply_changes(view, change))
+    writer.append(changes(42, removed={1}), view)
+    writer.close()
+    data = path.read_bytes()
+    path.write_bytes(data[:-3])
+    loaded = load_snapshot(path, DATABASE)
+    assert loaded.seq == 41 and 1 in loaded.services_by_id
+    assert loaded.services_by_id[2].status == "cancelled"
+
+
+def test_an_incomplete_base_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A base cut short (its services do not all load) is no view: SnapshotError, not a
+    view missing subscribers."""
+    monkeypatch.setattr(snapshot_module, "_SLICE", 5)
+    path = tmp_path / "view.snapshot"
+    ViewSnapshot(path, DATABASE).write_base(base_view())
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) - 10])
+    with pytest.raises(SnapshotError, match="base incomplete"):
+        load_snapshot(path, DATABASE)
+
+
+def test_a_snapshot_of_another_database_or_key_is_refused(tmp_path: Path) -> None:
+    """The header names the database and the key: a snapshot taken elsewhere, or sealed with
+    another key, or none at all, is a SnapshotError with a readable reason."""
+    path = tmp_path / "view.snapshot"
+    with pytest.raises(SnapshotError, match="no view snapshot"):
+        load_snapshot(path, DATABASE)
+    ViewSnapshot(path, DATABASE, KEY).write_base(base_view())
+    with pytest.raises(SnapshotError, match="another database"):
+        load_snapshot(path, DATABASE.replace("/aaa", "/other"), KEY)
+    with pytest.raises(SnapshotError, match="another key"):
+        load_snapshot(path, DATABASE, SealingKey(bytes(32), "k2"))
+    with pytest.raises(SnapshotError, match="another key"):
+        load_snapshot(path, DATABASE, None)
+    path.write_bytes(b"something else")
+    with pytest.raises(SnapshotError, match="not a view snapshot"):
+        load_snapshot(path, DATABASE)
+
+
+def test_sealed_snapshot_holds_no_clear_password_and_is_owner_only(tmp_path: Path) -> None:
+    """With a key the frames are AES-GCM sealed: neither a subscriber password nor the NAS
+    secret appears in the file; a flipped byte inside a frame is refused, not unpickled;
+    the file is 0600 either way."""
+    path = tmp_path / "view.snapshot"
+    view = base_view()
+    ViewSnapshot(path, DATABASE, KEY).write_base(view)
+    data = path.read_bytes()
+    assert b"senha1" not in data and b"segredo" not in data
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_snapshot(path, DATABASE, KEY) == view
+    plain = tmp_path / "plain.snapshot"
+    ViewSnapshot(plain, DATABASE).write_base(view)
+    assert b"senha1" in plain.read_bytes()  # what the key protects against
+    assert plain.stat().st_mode & 0o777 == 0o600
+
+
+def test_changes_outgrowing_the_base_rewrite_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the appended changes weigh more than the base (and MIN_REWRITE_BYTES), the next
+    append writes a new base of the current view instead: the file stays bounded."""
+    monkeypatch.setattr(snapshot_module, "MIN_REWRITE_BYTES", 0)
+    path = tmp_path / "view.snapshot"
+    view = base_view(3)
+    writer = ViewSnapshot(path, DATABASE)
+    writer.write_base(view)
+    sizes = []
+    for seq in range(41, 61):
+        change = changes(seq, services=[service(seq, password="x" * 100)])
+        view = apply_changes(view, change)
+        writer.append(change, view)
+        sizes.append(path.stat().st_size)
+    writer.close()
+    assert any(later < earlier for earlier, later in pairwise(sizes)), sizes
+    assert load_snapshot(path, DATABASE) == view
+
+
+# --- the refresher catching up from a snapshot's view ---------------------------------------------
+
+
+@pytest.fixture
+def engine(fresh_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(fresh_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+def refresher_from(engine: Engine, sessions: sessionmaker[Session], view: SubscriberView,
+                   snapshot: ViewSnapshot | None) -> tuple[ViewRefresher, list[SubscriberView], Metrics]:
+    published: list[SubscriberView] = []
+    metrics = Metrics()
+    metrics.view_from_snapshot.set(1)
+    refresher = ViewRefresher(engine, sessions, lambda: published[-1] if published else view,
+                              published.append, metrics, snapshot=snapshot, from_snapshot=True)
+    return refresher, published, metrics
+
+
+def test_view_from_snapshot_catches_up_from_the_change_feed(engine: Engine, sessions: sessionmaker[Session],
+                                                            tmp_path: Path) -> None:
+    """A view taken earlier (the snapshot's) is brought up to date by the feed rows after its
+    seq — a suspension made meanwhile is in the published view — the snapshot gets that
+    change appended, and the metric says the view is no longer the snapshot's."""
+    act(sessions, setup)
+    with sessions() as session:
+        old = load_view(session)
+    path = tmp_path / "view.snapshot"
+    writer = ViewSnapshot(path, "db")
+    writer.write_base(old)
+    act(sessions, lambda ctx: services.suspend(ctx, "ana", "debt"))
+    refresher, published, metrics = refresher_from(engine, sessions, old, writer)
+    with sessions() as session:
+        assert feed_continues(session, old.seq)
+    assert refresher.refresh_once()
+    assert published[-1].services_by_login["ana"].status == "suspended_debt"
+    assert metrics.view_from_snapshot._value.get() == 0
+    writer.close()
+    assert load_snapshot(path, "db") == published[-1]
+
+
+def test_view_from_snapshot_is_reloaded_whole_when_the_feed_no_longer_reaches_it(
+        engine: Engine, sessions: sessionmaker[Session]) -> None:
+    """When the feed rows up to the snapshot's seq are gone (pruned, or a database restored
+    from an older backup) reading "after seq" could miss changes: the refresher loads the
+    view whole instead."""
+    act(sessions, setup)
+    with sessions() as session:
+        old = load_view(session)
+    act(sessions, lambda ctx: services.suspend(ctx, "bia", "debt"))
+    with sessions() as session, session.begin():
+        session.execute(delete(ChangeFeedEntry))  # the feed pruned: nothing reaches old.seq
+    with sessions() as session:
+        assert not feed_continues(session, old.seq)
+        assert not feed_continues(session, 0)
+    stale = apply_changes(old, changes(old.seq, removed={old.services_by_login["ana"].id}))
+    refresher, published, _ = refresher_from(engine, sessions, stale, None)
+    assert refresher.refresh_once()
+    fresh = published[-1]
+    assert set(fresh.services_by_login) == {"ana", "bia"}  # the whole view, not a delta
+    assert fresh.services_by_login["bia"].status == "suspended_debt"
