@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
+from aaa.policy import layered
+
 
 @dataclass(frozen=True, slots=True)
 class PlanFacts:
@@ -85,29 +87,46 @@ class SubscriberView:
         plans: Iterable[PlanFacts] | None = None, nas: Iterable[NasFacts] | None = None,
         variables: Mapping[str, str] | None = None, seq: int,
     ) -> SubscriberView:
-        """A new view with some services replaced/removed, and optionally new plans/NAS/variables."""
-        changed = list(services)
-        gone = set(removed_services)
-        by_id = dict(self.services_by_id)
-        by_login = dict(self.services_by_login)
-        for service_id in gone | {s.id for s in changed}:
-            old = by_id.pop(service_id, None)
-            if old is not None and by_login.get(old.login) is old:
-                del by_login[old.login]
-        for service in changed:
-            by_id[service.id] = service
-            if service.status != "cancelled":
-                by_login[service.login] = service
-            elif service.login not in by_login:
-                by_login[service.login] = service  # answer "cancelled", not "unknown"
-        touched = gone | {s.id for s in changed}
-        association_changed = any(s.associated_service_id for s in changed) or any(
-            (old := self.services_by_id.get(i)) is not None and old.associated_service_id
-            for i in touched)
+        """A new view with some services replaced/removed, and optionally new plans/NAS/variables.
+
+        Only what changed is copied (`aaa.policy.layered`): a refresh of a few services in a
+        view of a million costs microseconds, not a copy of the million."""
+        changed = {s.id: s for s in services}
+        gone = set(removed_services) - changed.keys()
+        by_id, by_login, associated = self.services_by_id, self.services_by_login, self.associated_to
+        login_updates: dict[str, ServiceFacts] = {}
+        login_removals: set[str] = set()
+
+        def login_present(login: str) -> bool:
+            return login in login_updates or (login not in login_removals and login in by_login)
+
+        for service_id in gone | changed.keys():
+            old = by_id.get(service_id)
+            if old is None:
+                continue
+            current = login_updates.get(old.login) or (
+                None if old.login in login_removals else by_login.get(old.login))
+            if current is old:
+                login_removals.add(old.login)
+                login_updates.pop(old.login, None)
+        for service in changed.values():
+            if service.status != "cancelled" or not login_present(service.login):
+                # a cancelled one only when the login has no other: "cancelled", not "unknown"
+                login_updates[service.login] = service
+                login_removals.discard(service.login)
+        touched = gone | changed.keys()
+        association_changed = any(s.associated_service_id for s in changed.values()) or any(
+            (old := by_id.get(i)) is not None and old.associated_service_id for i in touched)
+        if association_changed:
+            reverse = {key: [i for i in value if i not in touched] for key, value in associated.items()}
+            for service in changed.values():
+                if service.associated_service_id is not None:
+                    reverse.setdefault(service.associated_service_id, []).append(service.id)
+            associated = {key: tuple(value) for key, value in reverse.items() if value}
         return replace(
-            self, services_by_login=by_login, services_by_id=by_id,
-            associated_to=_reverse_associations(by_id.values()) if association_changed
-            else self.associated_to,
+            self, services_by_login=layered.with_changes(by_login, login_updates, login_removals),
+            services_by_id=layered.with_changes(by_id, changed, gone),
+            associated_to=associated,
             plans={p.id: p for p in plans} if plans is not None else self.plans,
             nas_by_ip={n.ip: n for n in nas} if nas is not None else self.nas_by_ip,
             variables=dict(variables) if variables is not None else self.variables,
