@@ -368,3 +368,20 @@ def test_index_reload_reads_open_sessions_on_the_writer_connection(
     committer._writer.close()
     assert sorted(handed[0]) == [("a", 7, 1), ("b", 7, 2)]
     assert handed[1] == [("b", 7, 2)]
+
+
+def test_index_reload_reads_every_slice_of_a_large_set_of_open_sessions(
+        tmp_path: Path, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reload fetches open sessions in slices (so the interpreter lock is let go
+    between them): with 2,503 open sessions and slices of 500, all 2,503 arrive, once each."""
+    from aaa.db import accounting
+
+    monkeypatch.setattr(accounting, "_FETCH_SLICE", 500)
+    handed: list[list[tuple[str, int | None, int | None]]] = []
+    committer = GroupCommitter(sessions, Journal(tmp_path / "j", 10_000_000), Metrics(),
+                               lambda g, ok: None, open_sessions=handed.append)
+    committer._commit([Pending(ev("start", 0, uid=f"s{n}", service_id=n), None) for n in range(2_503)])
+    committer.reload_index()
+    assert committer._writer is not None
+    committer._writer.close()
+    assert sorted(handed[0]) == sorted((f"s{n}", n, 1) for n in range(2_503))

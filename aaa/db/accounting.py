@@ -207,6 +207,7 @@ def close_nas_sessions(sessions: sessionmaker[Session], nas_id: int, at: datetim
 
 
 # The open-session index's rows; also run as plain SQL on the committer's own connection.
+_FETCH_SLICE = 5_000
 _OPEN_KEYS = (select(AcctSession.unique_id, AcctSession.service_id, AcctSession.nas_id)
               .where(AcctSession.stopped_at.is_(None)))
 
@@ -250,7 +251,11 @@ class SessionWriter:
             cursor = self._driver().cursor()
             try:
                 cursor.execute(self._open_keys_sql)
-                rows = [(u, s, n) for u, s, n in cursor.fetchall()]
+                # In slices: fetchall() of 100,000 rows builds them in one C call holding
+                # the interpreter lock for ~60 ms (the reactor stalled); 5,000 at a time, ~3 ms.
+                rows: list[tuple[str, int | None, int | None]] = []
+                while chunk := cursor.fetchmany(_FETCH_SLICE):
+                    rows.extend(chunk)
             finally:
                 cursor.close()
             if self._dialect != "postgresql":
