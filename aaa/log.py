@@ -20,4 +20,8 @@ def _quote(value: object) -> str:
 def log_event(event: str, stream: TextIO | None = None, **fields: object) -> None:
     parts = [f"ts={datetime.now(UTC).isoformat(timespec='milliseconds')}", f"event={_quote(event)}"]
     parts.extend(f"{key}={_quote(value)}" for key, value in fields.items())
-    print(" ".join(parts), file=stream or sys.stderr, flush=True)
+    # One write of the whole line: the workers of `serve --workers N` share stderr, and
+    # print() (text, then the newline) let their lines run into each other.
+    out = stream or sys.stderr
+    out.write(" ".join(parts) + "\n")
+    out.flush()

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -336,24 +336,42 @@ class RadiusDaemon:
                   self_service_tickets=portal.allow_self_service_tickets)
 
     def _spawn_workers(self, auth_port: int, acct_port: int) -> None:
-        for index in range(1, self.options.workers):
-            env = {**os.environ, WORKER_ENV: str(index), WORKER_AUTH_PORT_ENV: str(auth_port),
-                   WORKER_ACCT_PORT_ENV: str(acct_port)}
-            self.children.append(subprocess.Popen([sys.executable, "-m", "aaa.cli", *sys.argv[1:]],
-                                                  env=env))
+        # The workers start with SIGHUP ignored (an ignored signal survives exec) until they
+        # install their own handler: a reload forwarded while one is still starting must
+        # not kill it, which is what SIGHUP does by default.
+        handler = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            for index in range(1, self.options.workers):
+                env = {**os.environ, WORKER_ENV: str(index), WORKER_AUTH_PORT_ENV: str(auth_port),
+                       WORKER_ACCT_PORT_ENV: str(acct_port)}
+                self.children.append(subprocess.Popen([sys.executable, "-m", "aaa.cli", *sys.argv[1:]],
+                                                      env=env))
+        finally:
+            signal.signal(signal.SIGHUP, handler)
 
     def reload(self) -> None:
-        """SIGHUP: re-read the configuration and dictionaries; the view stays."""
+        """SIGHUP: re-read the configuration and dictionaries and apply what can be applied
+        live (policy, RADIUS reply settings, realm stripping, dictionaries, CoA); the view
+        stays. Worker 0 passes the signal on to the other workers. A setting that needs a
+        restart (a port, the database, ...) is named in the log line, not silently ignored."""
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGHUP)
         try:
             config = load_config(self.config_path)
             settings = handler_settings(config)
             dictionary = dictionary_for(config)
         except Exception as exc:
-            log_event("reload_failed", error=str(exc)[:200])
+            log_event("reload_failed", worker=self.options.worker_index, error=str(exc)[:200])
             return
+        pending = restart_needed(self.config, config)
         self.config = config
         self.handler.reconfigure(settings, dictionary)
-        log_event("reload", worker=self.options.worker_index, source=config.source)
+        self.acct.reconfigure(dictionary, config.radius.strip_realm)
+        if self.dispatcher is not None:
+            self.dispatcher.reconfigure(config.coa)
+        log_event("reload", worker=self.options.worker_index, source=config.source,
+                  restart_needed=",".join(pending) or "none")
 
     def stop(self) -> None:
         for port in self.ports:
@@ -373,6 +391,32 @@ class RadiusDaemon:
                 child.kill()
         self.engine.dispose()
         log_event("stop", worker=self.options.worker_index)
+
+
+# Settings a running daemon takes in on SIGHUP; every other one it reads only at start.
+LIVE_SETTINGS = frozenset({
+    "radius.acct_interim_interval", "radius.session_timeout", "radius.strip_realm",
+    "radius.extra_dictionaries", "policy", "coa",
+    # not the daemon's: read by the commands and routines that use them, at each run
+    "radius.auth_log_retention_days", "accounting.stale_after_intervals", "secrets.password_length",
+    "source",
+})
+
+
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """The changed settings (`section.name`) that only take effect at the next start."""
+    changed: list[str] = []
+    for section in fields(Config):
+        before, after = getattr(old, section.name), getattr(new, section.name)
+        if before == after or section.name in LIVE_SETTINGS:
+            continue
+        if not is_dataclass(before):
+            changed.append(section.name)
+            continue
+        changed.extend(f"{section.name}.{item.name}" for item in fields(before)
+                       if getattr(before, item.name) != getattr(after, item.name)
+                       and f"{section.name}.{item.name}" not in LIVE_SETTINGS)
+    return changed
 
 
 def serve(config: Config, config_path: str | None, options: ServeOptions) -> None:

@@ -105,15 +105,17 @@ def _drain(stream: object, lines: list[str], started: threading.Event) -> None:
 
 @contextmanager
 def running_daemon(url: str, cwd: Path, extra_args: tuple[str, ...] = (),
-                   timeout: float = START_TIMEOUT) -> Iterator[Daemon]:
-    """Run `aaa serve` on 127.0.0.1 with an ephemeral auth port and a free metrics port."""
+                   timeout: float = START_TIMEOUT, config: Path | None = None) -> Iterator[Daemon]:
+    """Run `aaa serve` on 127.0.0.1 with an ephemeral auth port and a free metrics port
+    (and `aaa --config CONFIG` when given)."""
     metrics_port = free_tcp_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("AAA_CONFIG", "AAA_OPERATOR", "AAA_WORKER_INDEX", "AAA_WORKER_AUTH_PORT",
                      "AAA_WORKER_ACCT_PORT")}
     env["AAA_DATABASE_URL"] = url
     env["AAA_DATA_DIR"] = str(cwd / "data")
-    command = [sys.executable, "-m", "aaa.cli", "serve", "--bind", BIND, "--auth-port", "0",
+    global_options = ("--config", str(config)) if config else ()
+    command = [sys.executable, "-m", "aaa.cli", *global_options, "serve", "--bind", BIND, "--auth-port", "0",
                "--acct-port", "0", "--metrics-port", str(metrics_port), *extra_args]
     process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -443,3 +443,21 @@ def test_identifiers_are_reused_only_when_free(rig: Rig) -> None:
     rig.answer(10, PacketCode.DISCONNECT_ACK)
     assert len(rig.wire.sent) == 257 and rig.wire.sent[256][0][1] == rig.wire.sent[10][0][1]
 
+
+
+def test_reconfigure_applies_new_timeouts_and_poll_interval(rig: Rig) -> None:
+    """SIGHUP's reconfigure: the poll runs at the new interval (nothing sent 1 s after it,
+    the job sent once 5 s pass) and the new timeouts set the retransmission schedule."""
+    rig.dispatcher.start(lambda protocol: None)
+    rig.dispatcher.reconfigure(CoaConfig(timeouts=(3.0,), poll_interval=5.0))
+    rig.online("ana")
+    act(rig, lambda ctx: services.suspend(ctx, "ana", "debt"))
+    rig.clock.advance(1.0)
+    assert rig.wire.sent == []
+    rig.clock.advance(4.0)
+    assert len(rig.wire.sent) == 1
+    rig.clock.advance(3.0)  # one try of 3 s: no retransmission, the job fails
+    assert len(rig.wire.sent) == 1
+    [job] = rig.jobs()
+    assert job.status == "failed"
+    rig.dispatcher.stop()

@@ -93,3 +93,22 @@ def test_secrets_key_from_environment() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("", env={"AAA_SECRETS_KEY": "bad-key"})
     assert "AAA_SECRETS_KEY" in str(info.value) and "bad-key" not in str(info.value)
+
+
+def test_restart_needed_names_only_settings_a_reload_cannot_apply() -> None:
+    """A reload applies policy, reply settings, realm stripping, dictionaries and CoA live;
+    a changed port, database, data directory or portal setting is named for a restart."""
+    from dataclasses import replace
+
+    from aaa.config import CoaConfig, Config, PolicyConfig, RadiusConfig
+    from aaa.service import restart_needed
+
+    old = Config()
+    live = replace(old, radius=replace(old.radius, acct_interim_interval=900, strip_realm=True),
+                   policy=PolicyConfig(partial_reduction_value=70), coa=CoaConfig(poll_interval=5.0),
+                   source="other.toml")
+    assert restart_needed(old, live) == []
+    moved = replace(live, data_dir="/srv/aaa", radius=RadiusConfig(auth_port=11812, metrics_port=1),
+                    portal=replace(old.portal, port=9999))
+    assert restart_needed(old, moved) == ["data_dir", "radius.auth_port", "radius.metrics_port",
+                                          "portal.port"]

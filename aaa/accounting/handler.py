@@ -45,6 +45,10 @@ class AcctHandler:
         self.dedup = dedup or DuplicateCache(window=30.0, max_entries=200_000)
         self.send: Send = lambda reply, addr: None  # bound to the UDP port by the daemon
 
+    def reconfigure(self, dictionary: Dictionary, strip_realm: bool) -> None:
+        self.dictionary = dictionary
+        self.strip_realm = strip_realm
+
     def handle(self, data: bytes, host: str, port: int, now: float) -> bytes | None:
         view = self.view()
         nas = view.nas_by_ip.get(host)

@@ -148,6 +148,14 @@ class CoaDispatcher:
         self._loop.clock = self._clock  # type: ignore[assignment]
         self._loop.start(self.config.poll_interval, now=True)
 
+    def reconfigure(self, config: CoaConfig) -> None:
+        """SIGHUP: new timeouts apply to the next jobs; a new poll interval restarts the poll."""
+        interval_changed = config.poll_interval != self.config.poll_interval
+        self.config = config
+        if interval_changed and self._loop is not None and self._loop.running:
+            self._loop.stop()
+            self._loop.start(config.poll_interval, now=False)
+
     def release_dead_claims(self, alive: Callable[[int], bool]) -> None:
         """At start, before the first claim: jobs that a dead daemon of this host was
         sending (it was killed between claim and record) go back to the queue at once.
