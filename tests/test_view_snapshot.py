@@ -218,3 +218,27 @@ def test_view_from_snapshot_is_reloaded_whole_when_the_feed_no_longer_reaches_it
     fresh = published[-1]
     assert set(fresh.services_by_login) == {"ana", "bia"}  # the whole view, not a delta
     assert fresh.services_by_login["bia"].status == "suspended_debt"
+
+
+def test_a_snapshot_that_cannot_be_written_never_stops_the_refresh(
+        engine: Engine, sessions: sessionmaker[Session], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The snapshot's directory unusable (here its parent is a file): each refresh still
+    publishes its view; every failed write is counted, the failure logged once."""
+    act(sessions, setup)
+    with sessions() as session:
+        view = load_view(session)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    published: list[SubscriberView] = []
+    metrics = Metrics()
+    refresher = ViewRefresher(engine, sessions, lambda: published[-1] if published else view,
+                              published.append, metrics,
+                              snapshot=ViewSnapshot(blocker / "view.snapshot", "db"))
+    act(sessions, lambda ctx: services.suspend(ctx, "ana", "debt"))
+    assert refresher.refresh_once()
+    act(sessions, lambda ctx: services.suspend(ctx, "bia", "debt"))
+    assert refresher.refresh_once()
+    assert published[-1].services_by_login["bia"].status == "suspended_debt"
+    assert metrics.view_snapshot_errors._value.get() == 2
+    assert capsys.readouterr().err.count("event=view_snapshot_failed") == 1
