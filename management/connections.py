@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from aaa.db import accounting
 from aaa.db.models import AcctSession, ConnectionAlarm, Service
+from management import scope
 from management.context import Context
 from management.errors import RuleViolation
 from management.variables import KNOWN_VARIABLES
@@ -66,6 +67,9 @@ def raise_alarms(ctx: Context) -> list[ConnectionAlarm]:
 
 def alarms_in_force(ctx: Context, include_expired: bool = False) -> list[ConnectionAlarm]:
     query = select(ConnectionAlarm).order_by(ConnectionAlarm.raised_at.desc())
+    visible = scope.service_filter(ctx.session, ctx.actor, ConnectionAlarm.service_id)
+    if visible is not None:
+        query = query.where(visible)
     if not include_expired:
         query = query.where(ConnectionAlarm.expires_at > ctx.now)
     return list(ctx.session.scalars(query))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from aaa.db.models import Customer, Operator
+from aaa.db.models import Customer, Operator, Service
 from aaa.db.models_inventory import OperatorCity
 from management import audit
 from management.context import Actor, Context
@@ -59,6 +59,17 @@ def restrict(query: Any, session: Session, actor: Actor | None) -> Any:
     """Add the actor's city filter to a select that already involves `Customer`."""
     clause = customer_filter(session, actor)
     return query if clause is None else query.where(clause)
+
+
+def service_filter(session: Session, actor: Actor | None, service_id: Any) -> Any:
+    """A WHERE clause keeping the rows whose `service_id` column names a service of a
+    customer in the actor's cities (sessions, authentication log, alarms), or None when
+    unrestricted. A row with no service (an unknown login) is in no city: hidden."""
+    clause = customer_filter(session, actor)
+    if clause is None:
+        return None
+    visible = select(Service.id).join(Customer, Customer.id == Service.customer_id).where(clause)
+    return service_id.in_(visible)
 
 
 def check_city(session: Session, actor: Actor | None, city: str | None, what: str) -> None:

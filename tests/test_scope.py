@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
+from aaa.accounting.events import AcctEvent
 from management import addresses, customers, history, inventory, operators, scope, services
 from management.context import Context, load_actor
 from management.errors import RuleViolation
@@ -137,3 +138,53 @@ def test_city_limit_reaches_tickets_billing_passwords_and_coa(ctx: Context) -> N
         with pytest.raises(RuleViolation) as refused:
             refused_call()
         assert refused.value.rule == "operator.city_scope"
+
+
+def test_city_limit_reaches_sessions_auth_log_alarms_and_explain(cli: Cli) -> None:
+    """The accounting and authentication reports show a limited operator only the sessions,
+    log rows and alarms of his cities' services (a row of an unknown login is in no city);
+    `aaa explain` of another city's login is refused like `service show`. The admin (no
+    cities) sees everything."""
+    from datetime import timedelta
+
+    from aaa.accounting.events import START
+    from aaa.db.accounting import apply_events
+    from aaa.db.authlog import AuthRecord, write_records
+    from aaa.db.engine import make_engine, session_factory
+    from aaa.db.models import ConnectionAlarm
+
+    assert cli("plan", "add", "FIBRA", "--download", "1000", "--upload", "1000").code == 0
+    assert cli("nas", "add", "mk", "--ip", "10.0.0.1", "--secret", "s", "--vendor", "mikrotik").code == 0
+    for n, city in enumerate(("Recife", "Olinda"), 1):
+        assert cli("customer", "add", "--name", city, "--document", factories.cpf(), "--city", city).code == 0
+        login = city[:3].lower()
+        assert cli("service", "add", "--customer", str(n), "--plan", "FIBRA", "--login", login,
+                   "--password", "p").code == 0
+    ids = {login: cli("service", "show", login, "--format", "json").json["id"] for login in ("rec", "oli")}
+    engine = make_engine(cli.url)  # type: ignore[attr-defined]
+    try:
+        sessions = session_factory(engine)
+        apply_events(sessions, [AcctEvent(START, NOW - timedelta(minutes=5), 1, "10.0.0.1", unique_id=login,
+                                          acct_session_id=login, login=login, service_id=ids.get(login))
+                                for login in ("rec", "oli", "ghost")])
+        write_records(engine, [AuthRecord(NOW.timestamp(), login, ids.get(login), 1, "10.0.0.1", "accept",
+                                          "enabled", None, False, None, False, None, "pool", 1000, 1000)
+                               for login in ("rec", "oli", "ghost")])
+        with sessions() as session, session.begin():
+            session.add_all(ConnectionAlarm(service_id=ids[login], login=login, sessions=9, period_days=1,
+                                            limit=5, raised_at=NOW, expires_at=NOW + timedelta(days=3650))
+                            for login in ("rec", "oli"))
+    finally:
+        engine.dispose()
+    perms = [x for p in ALL for x in ("--permission", p)]
+    assert cli("operator", "add", "op", "--name", "Op", *perms).code == 0
+    assert cli("operator", "cities", "op", "Olinda").code == 0
+    reports = (["sessions", "online"], ["report", "connections"], ["report", "auth-log"],
+               ["report", "alarms"])
+    for args in reports:
+        assert sorted(r["login"] for r in cli("--format", "json", *args).json) == (
+            ["oli", "rec"] if args[-1] == "alarms" else ["ghost", "oli", "rec"]), args
+        assert [r["login"] for r in cli("--as", "op", "--format", "json", *args).json] == ["oli"], args
+    refused = cli("--as", "op", "explain", "rec")
+    assert refused.code == 1 and "operator.city_scope" in refused.err
+    assert cli("--as", "op", "--format", "json", "explain", "oli").json["verdict"] == "accept"

@@ -10,7 +10,8 @@ import click
 from aaa.cliutil import AppState, format_option, parse_moment, pass_state, render
 from aaa.db import accounting
 from aaa.db.models import AcctSession, ConnectionAlarm
-from management import connections
+from management import connections, scope
+from management.context import load_actor
 from management.network import get_nas
 
 
@@ -46,8 +47,10 @@ def online(state: AppState, nas: str | None) -> None:
     """Open sessions, oldest first."""
     with state.reading() as session:
         nas_id = get_nas(session, nas).id if nas else None
+        visible = scope.service_filter(session, load_actor(session, state.operator_login),
+                                       AcctSession.service_id)
         now = datetime.now(UTC)
-        render(state, [session_row(s, now) for s in accounting.open_sessions(session, nas_id)])
+        render(state, [session_row(s, now) for s in accounting.open_sessions(session, nas_id, visible)])
 
 
 @sessions_group.command("close-stale")
@@ -91,8 +94,10 @@ def connections_report(state: AppState, login: str | None, since: str | None, un
     end = parse_moment(until, state.zone, "--until", end_of_day=True) if until else None
     with state.reading() as session:
         nas_id = get_nas(session, nas).id if nas else None
+        visible = scope.service_filter(session, load_actor(session, state.operator_login),
+                                       AcctSession.service_id)
         now = datetime.now(UTC)
-        rows = accounting.connections(session, login, start, end, nas_id, limit)
+        rows = accounting.connections(session, login, start, end, nas_id, limit, visible)
         render(state, [session_row(s, now) for s in rows])
 
 

@@ -16,7 +16,8 @@ from aaa.db.views import load_view
 from aaa.policy.mac import canonical_mac
 from aaa.policy.rules import RequestFacts, decide
 from aaa.policy.view import NasFacts, SubscriberView
-from management import subscriber_passwords
+from management import scope, services, subscriber_passwords
+from management.context import load_actor
 from management.errors import NotFound, RuleViolation
 
 
@@ -86,6 +87,8 @@ def explain_command(state: AppState, login: str, nas: str | None, mac: str | Non
     with state.reading() as session:
         view = load_view(session, subscriber_passwords.opener(state.config.secrets))
         service = view.services_by_login.get(login)
+        if service is not None:  # an operator limited to cities explains only theirs
+            services.find_service(session, login, actor=load_actor(session, state.operator_login))
         chosen = _nas_for(view, session, nas, service.nas_id if service else None)
     facts = RequestFacts(login=login, nas=chosen, authenticated=True,
                          mac=(canonical_mac(mac) or mac) if mac else None, port_id=port_id)
@@ -138,7 +141,10 @@ def auth_log_command(state: AppState, login: str | None, since: str | None, unti
     start = parse_moment(since, state.zone, "--since") if since else None
     end = parse_moment(until, state.zone, "--until", end_of_day=True) if until else None
     with state.reading() as session:
-        rows = authlog.query(session, login, start, end, result, mac_differs, interface_differs, limit)
+        visible = scope.service_filter(session, load_actor(session, state.operator_login),
+                                       AuthLogEntry.service_id)
+        rows = authlog.query(session, login, start, end, result, mac_differs, interface_differs, limit,
+                             visible)
         render(state, [_auth_row(r) for r in rows])
 
 

@@ -297,10 +297,13 @@ def apply_events(sessions: sessionmaker[Session], events: Sequence[AcctEvent],
     flush()
 
 
-def open_sessions(session: Session, nas_id: int | None = None) -> list[AcctSession]:
+def open_sessions(session: Session, nas_id: int | None = None, visible: Any = None) -> list[AcctSession]:
+    """Open sessions, oldest first; `visible`: an extra WHERE clause (an operator's cities)."""
     query = select(AcctSession).where(AcctSession.stopped_at.is_(None)).order_by(AcctSession.started_at)
     if nas_id is not None:
         query = query.where(AcctSession.nas_id == nas_id)
+    if visible is not None:
+        query = query.where(visible)
     return list(session.scalars(query))
 
 
@@ -324,8 +327,10 @@ def close_stale(session: Session, before: datetime, now: datetime) -> int:
 
 def connections(session: Session, login: str | None = None, since: datetime | None = None,
                 until: datetime | None = None, nas_id: int | None = None,
-                limit: int = 1000) -> list[AcctSession]:
+                limit: int = 1000, visible: Any = None) -> list[AcctSession]:
     query = select(AcctSession).order_by(AcctSession.started_at.desc()).limit(limit)
+    if visible is not None:
+        query = query.where(visible)
     if login:
         query = query.where(AcctSession.login == login)
     if since:

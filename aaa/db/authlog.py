@@ -96,9 +96,12 @@ def write_records(engine: Engine, records: Sequence[AuthRecord | tuple[Any, ...]
 def query(
     session: Session, login: str | None = None, since: datetime | None = None,
     until: datetime | None = None, result: str | None = None, mac_differs: bool = False,
-    interface_differs: bool = False, limit: int = 1000,
+    interface_differs: bool = False, limit: int = 1000, visible: Any = None,
 ) -> list[AuthLogEntry]:
+    """Newest first; `visible`: an extra WHERE clause (an operator's cities)."""
     q = select(AuthLogEntry).order_by(AuthLogEntry.at.desc(), AuthLogEntry.id.desc()).limit(limit)
+    if visible is not None:
+        q = q.where(visible)
     if login:
         q = q.where(AuthLogEntry.login == login)
     if since:
