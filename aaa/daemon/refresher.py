@@ -4,10 +4,10 @@ On PostgreSQL a LISTEN connection wakes it as soon as a change commits; everywhe
 also polls every `interval` seconds (the only mechanism on SQLite). A refresh that fails
 (database away) keeps the old view — authentication goes on answering from memory — and
 is retried on the next tick. Each change applied is also appended to the view snapshot
-(`aaa.daemon.snapshot`) when there is one. A view that came from the snapshot (the daemon
-started while the database was down) is caught up from the change feed at the first
-refresh that reaches the database, or reloaded whole if the feed no longer reaches back
-to it.
+(`aaa.daemon.snapshot`) when there is one. Each refresh also checks that the feed row the
+view was last brought to is still there, unchanged: when it is not (the database
+restored from an older backup, the feed pruned past a view that came from the snapshot
+after a long outage) the view is loaded whole instead of missing changes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.daemon.metrics import Metrics
 from aaa.daemon.snapshot import ViewSnapshot
-from aaa.db.views import feed_continues, load_view, read_changes
+from aaa.db.views import FeedDiverged, load_view, read_changes
 from aaa.log import log_event
 from aaa.policy.view import SubscriberView, ViewChanges, apply_changes
 from management.audit import NOTIFY_CHANNEL
@@ -66,18 +66,25 @@ class ViewRefresher:
         """Apply pending changes now; True when the view changed."""
         view = self._current()
         changes: ViewChanges | None = None
+        diverged = False
         with self._sessions() as session, session.begin():
-            if self._from_snapshot and not feed_continues(session, view.seq):
-                fresh = load_view(session, self._open_password)
-            else:
+            try:
                 changes = read_changes(session, view, self._open_password)
                 fresh = view if changes is None else apply_changes(view, changes)
+            except FeedDiverged:
+                # Restored from an older backup, or the feed pruned past the view (a view
+                # from the snapshot, after a long outage): only a whole load is right.
+                diverged = True
+                fresh = load_view(session, self._open_password)
         self._last_ok = time.monotonic()
+        if diverged:
+            log_event("view_reloaded", reason="change feed diverged", seq_before=view.seq, seq=fresh.seq,
+                      services=len(fresh.services_by_id))
         if self._from_snapshot:
             self._from_snapshot = False
             self._metrics.view_from_snapshot.set(0)
             log_event("view_caught_up", seq=fresh.seq, services=len(fresh.services_by_id),
-                      reloaded=changes is None and fresh is not view)
+                      reloaded=diverged)
         if fresh is view:
             return False
         self._save(changes, fresh)

@@ -109,7 +109,7 @@ class ViewSnapshot:
             out.write(self._codec.header(self._database))
             services = list(view.services_by_id.values())
             out.write(self._codec.frame(("base", list(view.plans.values()), list(view.nas_by_ip.values()),
-                                         dict(view.variables), view.seq, len(services))))
+                                         dict(view.variables), view.seq, len(services), view.feed_mark)))
             for start in range(0, len(services), _SLICE):
                 # Plain tuples: pickling a slotted dataclass goes through a Python-level
                 # __getstate__ (8 us a service); attrgetter makes the tuple in C.
@@ -157,7 +157,7 @@ def load_snapshot(path: Path, database: str, key: SealingKey | None = None) -> S
     first = next(records, None)
     if first is None or first[0] != "base":
         raise SnapshotError(f"{path} has no complete base")
-    _, plans, nas, variables, seq, count = first
+    _, plans, nas, variables, seq, count, mark = first
     services: dict[int, ServiceFacts] = {}
     base_complete = count == 0
     for record in records:
@@ -172,12 +172,12 @@ def load_snapshot(path: Path, database: str, key: SealingKey | None = None) -> S
             plans = changes.plans if changes.plans is not None else plans
             nas = changes.nas if changes.nas is not None else nas
             variables = changes.variables if changes.variables is not None else variables
-            seq = changes.seq
+            seq, mark = changes.seq, changes.feed_mark
         else:
             raise SnapshotError(f"{path}: a {record[0]!r} frame out of place")
     if not base_complete:
         raise SnapshotError(f"{path}: base incomplete ({len(services)} of {count} services)")
-    return SubscriberView.build(services.values(), plans, nas, variables, seq)
+    return SubscriberView.build(services.values(), plans, nas, variables, seq, mark)
 
 
 def _records(data: bytes, offset: int, codec: _Codec) -> Iterator[tuple[Any, ...]]:

@@ -7,6 +7,7 @@ change feed since the view's `seq` are read again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -60,26 +61,47 @@ def _variables(session: Session) -> dict[str, str]:
     return {key: value for key, value in session.execute(select(Variable.key, Variable.value))}
 
 
+_FEED_ROW = (ChangeFeedEntry.seq, ChangeFeedEntry.object_type, ChangeFeedEntry.object_id, ChangeFeedEntry.at)
+
+
+class FeedDiverged(Exception):
+    """The change-feed row a view was last brought to is gone or different: the database
+    was restored from an older backup (the feed's numbers are being reused) or the feed was
+    pruned past it. Reading "after seq" would miss changes: load the view whole."""
+
+
 def current_seq(session: Session) -> int:
     return session.scalar(select(func.coalesce(func.max(ChangeFeedEntry.seq), 0))) or 0
 
 
+def _last_feed_row(session: Session) -> tuple[Any, ...]:
+    row = session.execute(select(*_FEED_ROW).order_by(ChangeFeedEntry.seq.desc()).limit(1)).first()
+    return tuple(row) if row is not None else ()
+
+
 def load_view(session: Session, open_password: PasswordOpener = _as_stored) -> SubscriberView:
     """The whole view, read inside one transaction so that `seq` matches the rows."""
-    seq = current_seq(session)
+    mark = _last_feed_row(session)
     return SubscriberView.build(_services(session, None, open_password), _plans(session), _nas(session),
-                                _variables(session), seq)
+                                _variables(session), mark[0] if mark else 0, mark)
 
 
 def read_changes(session: Session, view: SubscriberView,
                  open_password: PasswordOpener = _as_stored) -> ViewChanges | None:
-    """The change-feed rows after `view.seq`, read into the changes they make; None if none."""
-    entries = session.execute(
-        select(ChangeFeedEntry.seq, ChangeFeedEntry.object_type, ChangeFeedEntry.object_id)
-        .where(ChangeFeedEntry.seq > view.seq).order_by(ChangeFeedEntry.seq)
-    ).all()
-    if not entries:
+    """The change-feed rows after `view.seq`, read into the changes they make; None if none.
+
+    The row at `view.seq` is read too and must be the view's `feed_mark`, else
+    FeedDiverged (a view without a mark, seq 0 or built by hand, is not checked)."""
+    first = view.seq if view.feed_mark else view.seq + 1
+    rows = session.execute(
+        select(*_FEED_ROW).where(ChangeFeedEntry.seq >= first).order_by(ChangeFeedEntry.seq)).all()
+    if view.feed_mark:
+        if not rows or tuple(rows[0]) != view.feed_mark:
+            raise FeedDiverged(f"change-feed row {view.seq} is not the one the view was read at")
+        rows = rows[1:]
+    if not rows:
         return None
+    entries = [(seq, kind, object_id) for seq, kind, object_id, _ in rows]
     kinds = {kind for _, kind, _ in entries}
     service_ids = {int(object_id) for _, kind, object_id in entries if kind == "service"}
     if "payment_method" in kinds:  # a method's reduction changed: re-read its services
@@ -92,21 +114,16 @@ def read_changes(session: Session, view: SubscriberView,
         plans=_plans(session) if "plan" in kinds else None,
         nas=_nas(session) if "nas" in kinds else None,
         variables=_variables(session) if "variable" in kinds else None,
-        seq=entries[-1][0],
+        seq=entries[-1][0], feed_mark=tuple(rows[-1]),
     )
 
 
 def refresh_view(session: Session, view: SubscriberView,
                  open_password: PasswordOpener = _as_stored) -> SubscriberView:
-    """Apply the change-feed rows after `view.seq`; returns `view` itself when nothing changed."""
-    changes = read_changes(session, view, open_password)
+    """Apply the change-feed rows after `view.seq`; returns `view` itself when nothing
+    changed, and the view loaded whole when the feed no longer continues from it."""
+    try:
+        changes = read_changes(session, view, open_password)
+    except FeedDiverged:
+        return load_view(session, open_password)
     return view if changes is None else apply_changes(view, changes)
-
-
-def feed_continues(session: Session, seq: int) -> bool:
-    """Whether the change feed still holds everything after `seq`, so reading from there
-    catches a view up: false when `seq` is 0, when the rows up to it were pruned, or when
-    the feed is behind it (a database restored from an older backup)."""
-    first, last = session.execute(
-        select(func.min(ChangeFeedEntry.seq), func.max(ChangeFeedEntry.seq))).one()
-    return seq > 0 and first is not None and first <= seq <= last

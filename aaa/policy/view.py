@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aaa.policy import layered
 
@@ -61,7 +61,9 @@ class NasFacts:
 
 @dataclass(frozen=True, slots=True)
 class SubscriberView:
-    """Everything a decision reads. `seq` is the last change-feed row applied."""
+    """Everything a decision reads. `seq` is the last change-feed row applied and
+    `feed_mark` that row itself (how the refresher notices a database that is no longer
+    the one the view was read from: restored from an older backup, the feed pruned)."""
 
     services_by_login: Mapping[str, ServiceFacts] = field(default_factory=dict)
     services_by_id: Mapping[int, ServiceFacts] = field(default_factory=dict)
@@ -70,22 +72,24 @@ class SubscriberView:
     nas_by_ip: Mapping[str, NasFacts] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
     seq: int = 0
+    feed_mark: tuple[Any, ...] = ()
 
     @classmethod
     def build(cls, services: Iterable[ServiceFacts], plans: Iterable[PlanFacts],
-              nas: Iterable[NasFacts], variables: Mapping[str, str], seq: int) -> SubscriberView:
+              nas: Iterable[NasFacts], variables: Mapping[str, str], seq: int,
+              feed_mark: tuple[Any, ...] = ()) -> SubscriberView:
         by_id = {s.id: s for s in services}
         return cls(
             services_by_login=_live_by_login(by_id.values()), services_by_id=by_id,
             associated_to=_reverse_associations(by_id.values()),
             plans={p.id: p for p in plans}, nas_by_ip={n.ip: n for n in nas},
-            variables=dict(variables), seq=seq,
+            variables=dict(variables), seq=seq, feed_mark=feed_mark,
         )
 
     def with_changes(
         self, *, services: Iterable[ServiceFacts] = (), removed_services: Iterable[int] = (),
         plans: Iterable[PlanFacts] | None = None, nas: Iterable[NasFacts] | None = None,
-        variables: Mapping[str, str] | None = None, seq: int,
+        variables: Mapping[str, str] | None = None, seq: int, feed_mark: tuple[Any, ...] = (),
     ) -> SubscriberView:
         """A new view with some services replaced/removed, and optionally new plans/NAS/variables.
 
@@ -130,7 +134,7 @@ class SubscriberView:
             plans={p.id: p for p in plans} if plans is not None else self.plans,
             nas_by_ip={n.ip: n for n in nas} if nas is not None else self.nas_by_ip,
             variables=dict(variables) if variables is not None else self.variables,
-            seq=seq,
+            seq=seq, feed_mark=feed_mark,
         )
 
 
@@ -143,12 +147,13 @@ class ViewChanges(NamedTuple):
     nas: list[NasFacts] | None
     variables: dict[str, str] | None
     seq: int
+    feed_mark: tuple[Any, ...] = ()
 
 
 def apply_changes(view: SubscriberView, changes: ViewChanges) -> SubscriberView:
     return view.with_changes(services=changes.services, removed_services=changes.removed_services,
                              plans=changes.plans, nas=changes.nas, variables=changes.variables,
-                             seq=changes.seq)
+                             seq=changes.seq, feed_mark=changes.feed_mark)
 
 
 def _live_by_login(services: Iterable[ServiceFacts]) -> dict[str, ServiceFacts]:
