@@ -25,3 +25,34 @@ def test_readme_opens_with_two_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     """.ci/run contains the README's test command verbatim."""
     assert readme_commands()[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_metric_the_readme_names_exists() -> None:
+    """The alert table and the rest of the README name only series `/metrics` really has
+    (a renamed metric must not leave an alert that can never fire)."""
+    import os
+    import socket
+
+    from prometheus_client import generate_latest
+
+    from aaa.daemon.metrics import Metrics
+    from management.audit import NOTIFY_CHANNEL
+
+    metrics = Metrics()
+    metrics.drop("bad_authenticator", "mk")  # labelled series appear once used
+    metrics.requests.inc("mk", "pap", "accept")
+    metrics.duplicate("mk")
+    metrics.authlog_dropped.inc()
+    metrics.coa.requests.labels(nas="mk", type="coa", result="ack").inc()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        metrics.receive_drops.sockets["auth"] = os.fstat(sock.fileno()).st_ino
+        exposed = set(re.findall(r"^(aaa_[a-z_]+)", generate_latest(metrics.registry).decode(), re.M))
+    histograms = {name.removesuffix("_bucket") for name in exposed if name.endswith("_bucket")}
+    named = set(re.findall(r"`[^`]*?\b(aaa_[a-z_]+)", (ROOT / "README.md").read_text()))
+    named -= {NOTIFY_CHANNEL}
+    assert len(named) >= 10, named
+    known = exposed | histograms
+    # a name is a series, or a prefix the README greps for (`grep aaa_radius`)
+    missing = [n for n in named if n not in known and not any(e.startswith(n + "_") for e in known)]
+    assert not missing, missing
