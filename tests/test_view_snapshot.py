@@ -272,3 +272,24 @@ def test_a_database_restored_from_an_older_backup_is_reloaded_whole(
     assert fresh.services_by_login["ana"].status == "enabled"
     assert fresh.services_by_login["bia"].status == "suspended_debt"
     assert "event=view_reloaded" in capsys.readouterr().err
+
+
+def test_a_snapshot_of_another_version_or_with_an_unreadable_frame_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an upgrade that changed the view's facts the old snapshot is refused by its
+    header; a frame intact on disk (CRC right) that this version cannot decode is a
+    SnapshotError too, never a traceback at start."""
+    import struct
+    import zlib
+
+    path = tmp_path / "view.snapshot"
+    ViewSnapshot(path, DATABASE).write_base(base_view())
+    monkeypatch.setattr(snapshot_module, "SCHEMA", "0" * 16)
+    with pytest.raises(SnapshotError, match="another version"):
+        load_snapshot(path, DATABASE)
+    monkeypatch.undo()
+    garbage = b"\x80\x05not a pickle"
+    with path.open("ab") as f:
+        f.write(struct.pack(">II", len(garbage), zlib.crc32(garbage)) + garbage)
+    with pytest.raises(SnapshotError, match="cannot be read"):
+        load_snapshot(path, DATABASE)

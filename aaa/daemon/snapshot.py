@@ -21,6 +21,7 @@ under it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import secrets
@@ -34,7 +35,7 @@ from typing import IO, Any, NamedTuple
 
 from Crypto.Cipher import AES
 
-from aaa.policy.view import ServiceFacts, SubscriberView, ViewChanges
+from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView, ViewChanges
 
 MAGIC = b"AAAVIEW1"
 _FRAME = struct.Struct(">II")  # payload length, CRC-32 of the payload as stored
@@ -42,6 +43,10 @@ _NONCE, _TAG = 12, 16
 _SLICE = 1_000  # services per frame of a base: ~1 ms of pickling under the interpreter lock
 _SERVICE_ROW = attrgetter(*(f.name for f in fields(ServiceFacts)))
 _ASSOCIATED = b"aaa view snapshot"
+# The layout of what the frames hold: a snapshot written by a version whose facts differ
+# is refused up front (and the daemon starts as it would without one).
+SCHEMA = hashlib.sha256(repr([(cls.__name__, [f.name for f in fields(cls)])
+                              for cls in (ServiceFacts, PlanFacts, NasFacts)]).encode()).hexdigest()[:16]
 MIN_REWRITE_BYTES = 4 * 1024 * 1024
 
 
@@ -58,9 +63,11 @@ class _Codec:
     def __init__(self, key: SealingKey | None) -> None:
         self._key = key
 
+    def header_fields(self, database: str) -> tuple[str, str, str]:
+        return database, self._key.key_id if self._key is not None else "", SCHEMA
+
     def header(self, database: str) -> bytes:
-        key_id = self._key.key_id if self._key is not None else ""
-        text = f"{database}\n{key_id}".encode()
+        text = "\n".join(self.header_fields(database)).encode()
         return MAGIC + struct.pack(">I", len(text)) + text
 
     def seal(self, payload: bytes) -> bytes:
@@ -152,8 +159,27 @@ def load_snapshot(path: Path, database: str, key: SealingKey | None = None) -> S
     if not data.startswith(MAGIC):
         raise SnapshotError(f"{path} is not a view snapshot")
     if not data.startswith(expected):
-        raise SnapshotError(f"{path} was taken from another database or sealed with another key")
-    records = _records(data, len(expected), codec)
+        raise SnapshotError(f"{path} {_mismatch(data, codec.header_fields(database))}")
+    try:
+        return _assemble(path, _records(data, len(expected), codec))
+    except SnapshotError:
+        raise
+    except Exception as exc:  # a frame this version cannot make sense of
+        raise SnapshotError(f"{path} cannot be read ({type(exc).__name__}: {str(exc)[:100]})") from None
+
+
+def _mismatch(data: bytes, wanted: tuple[str, str, str]) -> str:
+    (length,) = struct.unpack_from(">I", data, len(MAGIC)) if len(data) >= len(MAGIC) + 4 else (0,)
+    found = data[len(MAGIC) + 4:len(MAGIC) + 4 + length].decode("utf-8", "replace").split("\n")
+    found += [""] * (3 - len(found))
+    if found[0] != wanted[0]:
+        return "was taken from another database"
+    if found[1] != wanted[1]:
+        return "is sealed with another key (or none)"
+    return "was written by another version of the daemon"
+
+
+def _assemble(path: Path, records: Iterator[tuple[Any, ...]]) -> SubscriberView:
     first = next(records, None)
     if first is None or first[0] != "base":
         raise SnapshotError(f"{path} has no complete base")
