@@ -20,13 +20,14 @@ from typing import Any
 
 from prometheus_client import generate_latest
 from sqlalchemy.exc import OperationalError
+from twisted.internet.error import CannotListenError
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from aaa.accounting.committer import GroupCommitter
 from aaa.accounting.handler import AcctHandler
 from aaa.accounting.index import OpenSessionIndex
-from aaa.accounting.journal import Journal
+from aaa.accounting.journal import Journal, JournalInUse
 from aaa.config import Config, load_config
 from aaa.daemon.authlog import AuthLogWriter
 from aaa.daemon.authlog_process import AuthLogProcess
@@ -47,6 +48,7 @@ from aaa.radius.dictionary import Dictionary
 from aaa.radius.transport import RadiusProtocol
 from management import subscriber_passwords
 from management.equipment_passwords import SecretsKeyError, current_key
+from management.errors import RuleViolation
 
 WORKER_ENV = "AAA_WORKER_INDEX"
 WORKER_AUTH_PORT_ENV = "AAA_WORKER_AUTH_PORT"  # the ports worker 0 bound, for the others
@@ -197,7 +199,45 @@ class RadiusDaemon:
                 writer.close()
         return view, writer, False
 
+    def _bind_udp(self, what: str, port: int, receive_buffer: int = ACCT_RECEIVE_BUFFER) -> socket.socket:
+        bind = self.options.bind
+        try:
+            return udp_socket(bind, port, reuse_port=self.options.workers > 1, receive_buffer=receive_buffer)
+        except OSError as exc:
+            raise RuleViolation("serve.cannot_listen", f"cannot listen on {bind} port {port}/udp "
+                                f"({what}): {exc.strerror or exc}") from None
+
+    def _listen_tcp(self, what: str, port: int, site: Site, interface: str) -> Any:
+        try:
+            return self.reactor.listenTCP(port, site, interface=interface)
+        except CannotListenError as exc:
+            reason = getattr(exc.socketError, "strerror", None) or exc.socketError
+            raise RuleViolation("serve.cannot_listen", f"cannot listen on {interface} port {port}/tcp "
+                                f"({what}): {reason}") from None
+
     def start(self) -> None:
+        opts = self.options
+        # What another process could hold comes first, before anything starts: a second
+        # daemon on the same data directory or ports fails here with one line, nothing to undo.
+        try:
+            self.journal = Journal(self.config.journal_dir / f"accounting-{opts.worker_index}.jnl",
+                                   self.config.accounting.journal_max_mb * 1024 * 1024)
+        except JournalInUse as exc:
+            raise RuleViolation("serve.journal_in_use",
+                                f"{exc}: stop that one, or give this one another data_dir") from None
+        # A small receive buffer on the authentication port: under overload a request
+        # waits there at most a fraction of a second; more is dropped by the kernel (the
+        # NAS retries) rather than answered after the NAS stopped waiting.
+        auth_sock = self._bind_udp("authentication", opts.auth_port,
+                                   self.config.radius.receive_buffer_kb * 1024)
+        acct_sock = self._bind_udp("accounting", opts.acct_port)
+        metrics_port = 0
+        if opts.metrics_port:
+            site = Site(MetricsPage(self.metrics))  # type: ignore[no-untyped-call]
+            listening = self._listen_tcp("metrics", opts.metrics_port + opts.worker_index, site, opts.bind)
+            self.ports.append(listening)
+            metrics_port = listening.getHost().port
+        self._start_portal()
         view, snapshot, from_snapshot = self._load_view()
         self.metrics.view_services.set(len(view.services_by_id))
         self.metrics.view_seq.set(view.seq)
@@ -211,9 +251,6 @@ class RadiusDaemon:
             # committer's reload once the database answers (simultaneous use is under-
             # counted meanwhile, never over-counted).
             log_event("accounting_index_unavailable", error=type(exc.orig).__name__)
-        opts = self.options
-        self.journal = Journal(self.config.journal_dir / f"accounting-{opts.worker_index}.jnl",
-                               self.config.accounting.journal_max_mb * 1024 * 1024)
         for chunk in self.journal.chunks(5_000):  # acknowledged, not yet in the database
             for event in chunk:
                 self.index.apply(event)
@@ -242,38 +279,24 @@ class RadiusDaemon:
         self.refresher.start()
         self.committer.start()
         self._start_coa()
-        self._start_portal()
         protocol = RadiusProtocol(self.handler.handle, self.reactor, self.metrics.latency.observer("auth"),
                                   lambda: self.metrics.drop("internal_error", "any"))
-        # A small receive buffer on the authentication port: under overload a request
-        # waits there at most a fraction of a second; more is dropped by the kernel (the
-        # NAS retries) rather than answered after the NAS stopped waiting.
-        sock = udp_socket(opts.bind, opts.auth_port, reuse_port=opts.workers > 1,
-                          receive_buffer=self.config.radius.receive_buffer_kb * 1024)
         # Workers share the port; each request goes to the one its authenticator names
         # (even load whatever the NAS count, retransmissions to the same worker).
-        spread = opts.workers > 1 and spread_by_authenticator(sock, opts.workers)
-        self.ports.append(self.reactor.adoptDatagramPort(sock.fileno(), sock.family, protocol))
-        self.metrics.receive_drops.sockets["auth"] = os.fstat(sock.fileno()).st_ino
-        auth_port = sock.getsockname()[1]
-        sock.close()  # the reactor holds its own duplicate of the descriptor
+        spread = opts.workers > 1 and spread_by_authenticator(auth_sock, opts.workers)
+        self.ports.append(self.reactor.adoptDatagramPort(auth_sock.fileno(), auth_sock.family, protocol))
+        self.metrics.receive_drops.sockets["auth"] = os.fstat(auth_sock.fileno()).st_ino
+        auth_port = auth_sock.getsockname()[1]
+        auth_sock.close()  # the reactor holds its own duplicate of the descriptor
         acct_protocol = RadiusProtocol(self.acct.handle, self.reactor,
                                        self.metrics.latency.observer("acct"),
                                        lambda: self.metrics.drop("internal_error", "any"))
-        sock = udp_socket(opts.bind, opts.acct_port, reuse_port=opts.workers > 1)
-        acct_port = self.reactor.adoptDatagramPort(sock.fileno(), sock.family, acct_protocol)
-        self.metrics.receive_drops.sockets["acct"] = os.fstat(sock.fileno()).st_ino
+        acct_port = self.reactor.adoptDatagramPort(acct_sock.fileno(), acct_sock.family, acct_protocol)
+        self.metrics.receive_drops.sockets["acct"] = os.fstat(acct_sock.fileno()).st_ino
         self.ports.append(acct_port)
         self.acct.send = acct_protocol.send
-        acct_port_number = sock.getsockname()[1]
-        sock.close()
-        metrics_port = 0
-        if opts.metrics_port:
-            site = Site(MetricsPage(self.metrics))  # type: ignore[no-untyped-call]
-            listening = self.reactor.listenTCP(opts.metrics_port + opts.worker_index, site,
-                                               interface=opts.bind)
-            self.ports.append(listening)
-            metrics_port = listening.getHost().port
+        acct_port_number = acct_sock.getsockname()[1]
+        acct_sock.close()
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         if opts.workers > 1 and opts.worker_index == 0:
@@ -329,8 +352,8 @@ class RadiusDaemon:
         site = portal_site(self.sessions, PortalSettings.from_config(portal), self.reactor.seconds,
                            lambda f: deferToThreadPool(self.reactor, pool, f), self.config.zone,
                            self.reactor, self.open_password)
-        listening = self.reactor.listenTCP(portal.port if port is None else port, site,
-                                           interface=portal.bind)
+        listening = self._listen_tcp("subscriber portal", portal.port if port is None else port, site,
+                                     portal.bind)
         self.ports.append(listening)
         log_event("portal", bind=portal.bind, port=listening.getHost().port,
                   self_service_tickets=portal.allow_self_service_tickets)

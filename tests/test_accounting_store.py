@@ -385,3 +385,21 @@ def test_index_reload_reads_every_slice_of_a_large_set_of_open_sessions(
     assert committer._writer is not None
     committer._writer.close()
     assert sorted(handed[0]) == sorted((f"s{n}", n, 1) for n in range(2_503))
+
+
+def test_journal_is_held_by_one_owner_at_a_time(tmp_path: Path) -> None:
+    """A second opening of a journal while it is held is refused, naming the holder's pid
+    (nothing read, nothing cut); once the holder closes it, it opens again."""
+    import os
+
+    from aaa.accounting.journal import JournalInUse
+
+    path = tmp_path / "acct.jnl"
+    holder = Journal(path, 10_000_000)
+    holder.append([ev("start", 0)])
+    with pytest.raises(JournalInUse) as refused:
+        Journal(path, 10_000_000)
+    assert refused.value.holder == str(os.getpid())
+    assert holder.records == 1 and path.read_bytes().endswith(b"\n")
+    holder.close()
+    assert Journal(path, 10_000_000).records == 1

@@ -3,16 +3,33 @@
 Append-only JSON lines, fsync'd per group before any of the group is acknowledged. A
 crash can leave a torn last line; it belongs to a group that was never acknowledged, so
 it is cut off when the journal is opened. Only the committer thread touches the file.
+
+One daemon per journal: opening it takes an exclusive lock (`flock` on `<journal>.lock`,
+which holds the owner's PID; the kernel drops it when the process dies, even by kill -9).
+A second `aaa serve` on the same data directory would otherwise cut the first one's
+append in flight as a "torn tail", or replay and clear records the first acknowledged.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from aaa.accounting.events import AcctEvent
+
+
+class JournalInUse(Exception):
+    """Another process holds the journal."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"the accounting journal {path} is in use by another aaa serve"
+                         + (f" (pid {holder})" if holder else ""))
+        self.path = path
+        self.holder = holder
 
 
 class Journal:
@@ -20,10 +37,26 @@ class Journal:
         self.path = path
         self.max_bytes = max_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = self._take_lock()
         self._repair()
         self._file = open(path, "ab")  # noqa: SIM115 - held open for the daemon's life
         with open(path, "rb") as existing:
             self.records = sum(1 for _ in existing)
+
+    def _take_lock(self) -> IO[str]:
+        lock = open(self.path.with_name(self.path.name + ".lock"), "a+")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip()
+            lock.close()
+            raise JournalInUse(self.path, holder) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        return lock
 
     def _repair(self) -> None:
         if not self.path.exists():
@@ -79,3 +112,4 @@ class Journal:
 
     def close(self) -> None:
         self._file.close()
+        self._lock.close()  # releases the flock
