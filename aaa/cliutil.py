@@ -211,6 +211,10 @@ def run_cli(group: click.Group, args: Sequence[str] | None = None) -> int:
         return EXIT_RULE
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the machine refused: a path, a permission, a full disk
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"aaa: {exc.strerror or exc}{where}", err=True)
+        return EXIT_RULE
     return 0
 
 

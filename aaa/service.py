@@ -28,7 +28,7 @@ from aaa.accounting.committer import GroupCommitter
 from aaa.accounting.handler import AcctHandler
 from aaa.accounting.index import OpenSessionIndex
 from aaa.accounting.journal import Journal, JournalInUse
-from aaa.config import Config, load_config
+from aaa.config import Config, ConfigError, load_config
 from aaa.daemon.authlog import AuthLogWriter
 from aaa.daemon.authlog_process import AuthLogProcess
 from aaa.daemon.handler import AuthHandler, HandlerSettings
@@ -45,6 +45,7 @@ from aaa.policy.vendors import OtherVendorRates
 from aaa.policy.view import SubscriberView
 from aaa.radius import DuplicateCache, load_dictionary
 from aaa.radius.dictionary import Dictionary
+from aaa.radius.errors import DictionaryError
 from aaa.radius.transport import RadiusProtocol
 from management import subscriber_passwords
 from management.equipment_passwords import SecretsKeyError, current_key
@@ -83,7 +84,10 @@ def handler_settings(config: Config) -> HandlerSettings:
 
 
 def dictionary_for(config: Config) -> Dictionary:
-    return load_dictionary(*config.radius.extra_dictionaries)
+    try:
+        return load_dictionary(*config.radius.extra_dictionaries)
+    except DictionaryError as exc:
+        raise ConfigError(f"radius.extra_dictionaries: {exc}") from None
 
 
 class MetricsPage(Resource):
@@ -219,12 +223,16 @@ class RadiusDaemon:
         opts = self.options
         # What another process could hold comes first, before anything starts: a second
         # daemon on the same data directory or ports fails here with one line, nothing to undo.
+        dictionary = dictionary_for(self.config)
+        journal = self.config.journal_dir / f"accounting-{opts.worker_index}.jnl"
         try:
-            self.journal = Journal(self.config.journal_dir / f"accounting-{opts.worker_index}.jnl",
-                                   self.config.accounting.journal_max_mb * 1024 * 1024)
+            self.journal = Journal(journal, self.config.accounting.journal_max_mb * 1024 * 1024)
         except JournalInUse as exc:
             raise RuleViolation("serve.journal_in_use",
                                 f"{exc}: stop that one, or give this one another data_dir") from None
+        except OSError as exc:
+            raise RuleViolation("serve.data_dir", f"cannot open the accounting journal {journal}: "
+                                f"{exc.strerror or exc} (check data_dir / accounting.journal_dir)") from None
         # A small receive buffer on the authentication port: under overload a request
         # waits there at most a fraction of a second; more is dropped by the kernel (the
         # NAS retries) rather than answered after the NAS stopped waiting.
@@ -242,7 +250,6 @@ class RadiusDaemon:
         self.metrics.view_services.set(len(view.services_by_id))
         self.metrics.view_seq.set(view.seq)
         self.metrics.view_from_snapshot.set(int(from_snapshot))
-        dictionary = dictionary_for(self.config)
         self.index = OpenSessionIndex()
         try:
             self.index.load(open_index_rows(self.engine))

@@ -18,11 +18,12 @@ from tests.conftest import CliResult
 from tests.daemon_process import BIND, free_tcp_port, running_daemon
 
 
-def _serve(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _serve(url: str, cwd: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AAA_")}
     env.update(AAA_DATABASE_URL=url, AAA_DATA_DIR=str(cwd / "data"))
-    return subprocess.run([sys.executable, "-m", "aaa.cli", "serve", "--bind", BIND, *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=60)
+    options = ["--config", str(config)] if config else []
+    return subprocess.run([sys.executable, "-m", "aaa.cli", *options, "serve", "--bind", BIND, *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
 def _one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -67,3 +68,23 @@ def test_a_port_in_use_is_one_line(cli: Callable[..., CliResult], tmp_path: Path
         line = _one_line(_serve(cli.url, tmp_path, "--auth-port", "0", "--acct-port", "0",  # type: ignore[attr-defined]
                                 "--metrics-port", str(port)))
     assert f"cannot listen on {BIND} port {port}/tcp (metrics)" in line
+
+
+def test_an_unusable_data_directory_or_dictionary_is_one_line(
+        cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    """A data directory that cannot hold the journal (here a file stands in its way): exit
+    1 naming the journal; an extra dictionary that does not exist: a configuration error,
+    exit 2. Neither leaves a traceback."""
+    (tmp_path / "data").write_text("not a directory")
+    line = _one_line(_serve(cli.url, tmp_path, "--auth-port", "0", "--acct-port", "0",  # type: ignore[attr-defined]
+                            "--metrics-port", "0"))
+    assert line.startswith(f"aaa: cannot open the accounting journal {tmp_path / 'data' / 'journal'}")
+    assert line.endswith("[rule: serve.data_dir]")
+    (tmp_path / "data").unlink()
+    config = tmp_path / "aaa.toml"
+    config.write_text('[radius]\nextra_dictionaries = ["/nonexistent/dictionary.vendor"]\n')
+    result = _serve(cli.url, tmp_path, "--auth-port", "0", "--acct-port", "0",  # type: ignore[attr-defined]
+                    "--metrics-port", "0", config=config)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip() == ("aaa: configuration error: radius.extra_dictionaries: dictionary "
+                                     "path /nonexistent/dictionary.vendor does not exist")
