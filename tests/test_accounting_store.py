@@ -403,3 +403,38 @@ def test_journal_is_held_by_one_owner_at_a_time(tmp_path: Path) -> None:
     assert holder.records == 1 and path.read_bytes().endswith(b"\n")
     holder.close()
     assert Journal(path, 10_000_000).records == 1
+
+
+def test_a_full_disk_leaves_the_journal_whole_and_the_committer_alive(tmp_path: Path) -> None:
+    """The database away and the disk full mid-write: that group is not durable (no answer,
+    the NAS retries), the half-written line is cut back, and once space returns the next
+    group is journaled behind intact lines, every one of them readable for the replay."""
+    import errno
+
+    done: list[tuple[int, bool]] = []
+    dead = session_factory(create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none",
+                                         connect_args={"connect_timeout": 1}))
+    journal = Journal(tmp_path / "acct.jnl", 10_000_000)
+    committer = GroupCommitter(dead, journal, Metrics(), lambda g, ok: done.append((len(g), ok)))
+    committer._commit([Pending(ev("start", 0, uid="a"), None)])
+
+    class FullDisk:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def write(self, data: bytes) -> int:
+            self.real.write(data[:10])  # a torn write reaches the disk
+            self.real.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+    real = journal._file
+    journal._file = FullDisk(real)  # type: ignore[assignment]
+    committer._commit([Pending(ev("start", 1, uid="b"), None), Pending(ev("start", 1, uid="c"), None)])
+    assert done == [(1, True), (2, False)] and journal.records == 1
+    journal._file = real  # space again
+    committer._commit([Pending(ev("start", 2, uid="d"), None)])
+    assert done[-1] == (1, True) and journal.records == 2
+    assert [e.unique_id for chunk in journal.chunks(10) for e in chunk] == ["a", "d"]

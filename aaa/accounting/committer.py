@@ -160,7 +160,14 @@ class GroupCommitter:
             self._metrics.drop("journal_full", "any")
             self._done(group, False)  # no answer: the NAS will retry
             return
-        self.journal.append(events)
+        try:
+            self.journal.append(events)
+        except OSError as exc:  # the disk full or failing: not durable, so no answer
+            log_event("accounting_journal_failed", error=exc.strerror or type(exc).__name__,
+                      records=len(events))
+            self._metrics.drop("journal_error", "any")
+            self._done(group, False)
+            return
         if self._journal_since is None:
             self._journal_since = time.monotonic()
         self._done(group, True)

@@ -12,6 +12,7 @@ append in flight as a "torn tail", or replay and clear records the first acknowl
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -83,12 +84,30 @@ class Journal:
         return self.size + 400 * len(events) <= self.max_bytes
 
     def append(self, events: Sequence[AcctEvent]) -> None:
-        """Write and fsync; only then may the events be acknowledged."""
+        """Write and fsync; only then may the events be acknowledged.
+
+        A write that fails (the disk full) raises after cutting the journal back to where
+        it was: no torn line is left in the middle for the records that follow."""
         payload = b"".join(json.dumps(e.to_json(), separators=(",", ":")).encode() + b"\n" for e in events)
-        self._file.write(payload)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        before = self._file.tell()
+        try:
+            self._file.write(payload)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError:
+            self._cut_back(before)
+            raise
         self.records += len(events)
+
+    def _cut_back(self, size: int) -> None:
+        try:
+            self._file.flush()
+        except OSError:  # the buffered rest cannot go either: drop it with the file object
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = open(self.path, "ab")  # noqa: SIM115 - replaces the broken handle
+        os.truncate(self.path, size)
+        self._file.seek(size)
 
     def chunks(self, size: int) -> Iterator[list[AcctEvent]]:
         """The journal's events in order, `size` at a time (memory stays bounded)."""
