@@ -438,3 +438,26 @@ def test_a_full_disk_leaves_the_journal_whole_and_the_committer_alive(tmp_path: 
     committer._commit([Pending(ev("start", 2, uid="d"), None)])
     assert done[-1] == (1, True) and journal.records == 2
     assert [e.unique_id for chunk in journal.chunks(10) for e in chunk] == ["a", "d"]
+
+
+def test_an_unreadable_journal_line_is_set_aside_not_blocking_the_replay(
+        tmp_path: Path, sessions: sessionmaker[Session], capsys: pytest.CaptureFixture[str]) -> None:
+    """A line this version cannot read (another version's fields, damage) goes to
+    `<journal>.rejected` once, however often the replay reads it, is logged, and the
+    records around it are replayed and the journal emptied."""
+    path = tmp_path / "acct.jnl"
+    journal = Journal(path, 10_000_000)
+    journal.append([ev("start", 0, uid="a")])
+    with open(path, "ab") as handle:
+        handle.write(b'{"kind": "start", "field_of_another_version": 1}\n')
+    journal.close()
+    journal = Journal(path, 10_000_000)
+    journal.append([ev("start", 1, uid="b")])
+    assert [e.unique_id for chunk in journal.chunks(10) for e in chunk] == ["a", "b"]
+    committer = GroupCommitter(sessions, journal, Metrics(), lambda g, ok: None)
+    assert committer.replay() is True and journal.records == 0
+    assert set(rows(sessions)) == {"a", "b"}
+    rejected = (tmp_path / "acct.jnl.rejected").read_bytes()
+    assert rejected == b'{"kind": "start", "field_of_another_version": 1}\n'
+    assert journal.rejected == 1
+    assert capsys.readouterr().err.count("event=accounting_journal_line_rejected") == 1

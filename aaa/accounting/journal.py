@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from aaa.accounting.events import AcctEvent
+from aaa.log import log_event
 
 
 class JournalInUse(Exception):
@@ -39,6 +40,8 @@ class Journal:
         self.max_bytes = max_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = self._take_lock()
+        self.rejected = 0  # lines set aside by chunks() since the start
+        self._rejected_lines: set[int] = set()
         self._repair()
         self._file = open(path, "ab")  # noqa: SIM115 - held open for the daemon's life
         with open(path, "rb") as existing:
@@ -110,19 +113,41 @@ class Journal:
         self._file.seek(size)
 
     def chunks(self, size: int) -> Iterator[list[AcctEvent]]:
-        """The journal's events in order, `size` at a time (memory stays bounded)."""
+        """The journal's events in order, `size` at a time (memory stays bounded).
+
+        A line this version cannot read (written by another version, or damaged) must not
+        block every record behind it forever: it is copied to `<journal>.rejected` for a
+        person to look at, logged, and skipped."""
         chunk: list[AcctEvent] = []
         with open(self.path, "rb") as handle:
-            for line in handle:
-                if line.strip():
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
                     chunk.append(AcctEvent.from_json(json.loads(line)))
+                except (ValueError, TypeError, KeyError) as exc:
+                    self._reject(number, line, exc)
                 if len(chunk) >= size:
                     yield chunk
                     chunk = []
         if chunk:
             yield chunk
 
+    def _reject(self, number: int, line: bytes, exc: Exception) -> None:
+        if number in self._rejected_lines:  # read again by a replay retried: set aside once
+            return
+        self._rejected_lines.add(number)
+        rejected = self.path.with_name(self.path.name + ".rejected")
+        with open(rejected, "ab") as out:
+            out.write(line if line.endswith(b"\n") else line + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        self.rejected += 1
+        log_event("accounting_journal_line_rejected", journal=str(self.path), line=number,
+                  error=type(exc).__name__, kept_in=str(rejected))
+
     def clear(self) -> None:
+        self._rejected_lines.clear()
         self._file.truncate(0)
         self._file.seek(0)
         self._file.flush()
