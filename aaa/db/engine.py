@@ -19,11 +19,13 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # A database that hangs instead of refusing must not hang us: bounded connects and
-    # TCP keepalives, so the accounting committer falls back to its journal.
+    # A database that hangs instead of refusing must not hang us: bounded connects, TCP
+    # keepalives (a silent peer while we wait for an answer) and a user timeout (our own
+    # data unacknowledged: without it the kernel retransmits for ~15 minutes), so the
+    # accounting committer falls back to its journal within seconds of a network cut.
     return create_engine(url, echo=echo, pool_pre_ping=True, connect_args={
         "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-        "keepalives_count": 3})
+        "keepalives_count": 3, "tcp_user_timeout": 15_000})
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
