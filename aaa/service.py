@@ -102,6 +102,9 @@ class MetricsPage(Resource):
         return generate_latest(self.metrics.registry)
 
 
+# Every statement the daemon runs is bounded: a lock held by a forgotten transaction
+# sends accounting to the journal after this long instead of holding it indefinitely.
+DAEMON_STATEMENT_TIMEOUT = 30.0
 ACCT_RECEIVE_BUFFER = 4 * 1024 * 1024  # accounting waits on the database, not the CPU
 
 
@@ -136,7 +139,7 @@ class RadiusDaemon:
         self.reactor = reactor
         self.options = options
         self.metrics = Metrics()
-        self.engine = make_engine(config.database_url, config.database.echo)
+        self.engine = make_engine(config.database_url, config.database.echo, DAEMON_STATEMENT_TIMEOUT)
         self.sessions = session_factory(self.engine)
         self.open_password = subscriber_passwords.opener(config.secrets)
         self.ports: list[Any] = []  # twisted IListeningPort

@@ -4,6 +4,7 @@ stale sessions; connection alarms; the journal and the group committer's outage 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -461,3 +462,40 @@ def test_an_unreadable_journal_line_is_set_aside_not_blocking_the_replay(
     assert rejected == b'{"kind": "start", "field_of_another_version": 1}\n'
     assert journal.rejected == 1
     assert capsys.readouterr().err.count("event=accounting_journal_line_rejected") == 1
+
+
+def test_a_forgotten_lock_sends_accounting_to_the_journal_not_into_a_wait(
+        fresh_db_url: str, tmp_path: Path) -> None:
+    """PostgreSQL: another connection holds a session's row in an open transaction. With a
+    statement timeout (the daemon's is 30 s; 1 s here) the committer's write gives up, the
+    group goes to the journal and is acknowledged; once the lock is released the replay
+    stores it."""
+    if not fresh_db_url.startswith("postgresql"):
+        pytest.skip("statement_timeout is PostgreSQL's (SQLite waits busy_timeout, then fails)")
+    bounded = make_engine(fresh_db_url, statement_timeout=1.0)
+    other = make_engine(fresh_db_url)
+    try:
+        sessions = session_factory(bounded)
+        apply_events(sessions, [ev("start", 0, uid="x")])
+        done: list[tuple[int, bool]] = []
+        committer = GroupCommitter(sessions, Journal(tmp_path / "j", 10_000_000), Metrics(),
+                                   lambda g, ok: done.append((len(g), ok)))
+        with other.connect() as holder:
+            holder.execute(update(AcctSession).where(AcctSession.unique_id == "x")
+                           .values(terminate_cause="held"))  # a transaction left open
+            writing = threading.Thread(target=committer._commit, daemon=True,
+                                       args=([Pending(ev("interim", 5, uid="x", input_octets=5), None)],))
+            writing.start()
+            writing.join(10)  # without the timeout it would wait for the lock as long as it is held
+            stuck = writing.is_alive()
+            holder.rollback()
+            writing.join(10)
+            assert not stuck, "the write waited on the lock instead of timing out"
+            assert done == [(1, True)] and committer.journal.records == 1
+        assert committer.replay() is True
+        assert rows(sessions)["x"].input_octets == 5
+        if committer._writer is not None:
+            committer._writer.close()
+    finally:
+        bounded.dispose()
+        other.dispose()

@@ -10,8 +10,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
-    """Create an engine; for SQLite, create the file's directory and set safe pragmas."""
+def make_engine(url: str, echo: bool = False, statement_timeout: float = 0.0) -> Engine:
+    """Create an engine; for SQLite, create the file's directory and set safe pragmas.
+
+    `statement_timeout` (seconds, PostgreSQL; 0: none) bounds every statement: the daemon
+    sets it so that a row lock held by a forgotten transaction cannot stall accounting
+    indefinitely (the statement fails, the records go to the journal)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
@@ -23,9 +27,12 @@ def make_engine(url: str, echo: bool = False) -> Engine:
     # keepalives (a silent peer while we wait for an answer) and a user timeout (our own
     # data unacknowledged: without it the kernel retransmits for ~15 minutes), so the
     # accounting committer falls back to its journal within seconds of a network cut.
-    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args={
+    connect_args: dict[str, Any] = {
         "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-        "keepalives_count": 3, "tcp_user_timeout": 15_000})
+        "keepalives_count": 3, "tcp_user_timeout": 15_000}
+    if statement_timeout:
+        connect_args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
