@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.db import migrate
-from aaa.db.engine import make_engine
+from aaa.db.engine import make_engine, session_factory
 from management.context import SYSTEM, Context, load_actor
 from management.operators import ensure_admin
 from tests.pg import Cluster, PostgresUnavailable
@@ -158,6 +158,19 @@ class CliResult:
 def fresh_db_url(template_db: Database) -> str:
     """A database of its own for a test that commits (CLI, daemon)."""
     return template_db.make_copy()
+
+
+@pytest.fixture
+def engine(fresh_db_url: str) -> Iterator[Engine]:
+    """An engine on a database of its own (threads and committed transactions welcome)."""
+    engine = make_engine(fresh_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
 
 
 @pytest.fixture

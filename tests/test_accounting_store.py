@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,18 +36,6 @@ def ev(kind: str, minute: int, uid: str = "u1", nas_id: int = 1, **kw: Any) -> A
     if kind in ("nas_on", "nas_off"):
         base = {}
     return AcctEvent(kind, T0 + timedelta(minutes=minute), nas_id, "10.0.0.1", **{**base, **kw})
-
-
-@pytest.fixture
-def engine(fresh_db_url: str) -> Iterator[Engine]:
-    engine = make_engine(fresh_db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
 
 
 def rows(sessions: sessionmaker[Session]) -> dict[str, AcctSession]:

@@ -5,17 +5,16 @@ run log, and the worker's payment fast path — all driven by an injected clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.accounting.events import AcctEvent
 from aaa.db.accounting import apply_events
-from aaa.db.engine import make_engine, session_factory
 from aaa.db.models import CoaJob, HistoryEntry, Routine, RoutineRun, Service
 from billing_bridge import payments, routines
 from billing_bridge.worker import Worker
@@ -28,18 +27,6 @@ SETTINGS = routines.RoutineSettings()
 DUE = date(2026, 11, 2)
 # Monday 2026-11-23, 08:00 in São Paulo (UTC-3) is 11:00 UTC.
 MONDAY_8 = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(fresh_db_url: str) -> Iterator[Engine]:
-    engine = make_engine(fresh_db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
 
 
 def act(sessions: sessionmaker[Session], now: datetime, work: Callable[[Context], Any]) -> Any:

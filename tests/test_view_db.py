@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,7 +11,7 @@ from aaa.daemon.authlog import AuthLogWriter
 from aaa.daemon.metrics import Metrics
 from aaa.db import authlog
 from aaa.db.authlog import AuthRecord
-from aaa.db.engine import make_engine, session_factory
+from aaa.db.engine import make_engine
 from aaa.db.models import Service
 from aaa.db.views import load_view, refresh_view
 from aaa.policy.view import SubscriberView
@@ -21,18 +19,6 @@ from management import network, services, variables
 from management.context import Context, load_actor
 from tests import factories
 from tests.conftest import NOW, ZONE
-
-
-@pytest.fixture
-def engine(fresh_db_url: str) -> Iterator[Engine]:
-    engine = make_engine(fresh_db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
 
 
 def act(sessions: sessionmaker[Session], work: object) -> None:

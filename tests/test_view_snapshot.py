@@ -6,7 +6,7 @@ PostgreSQL) through `fresh_db_url`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from pathlib import Path
 
@@ -18,7 +18,6 @@ from aaa.daemon import snapshot as snapshot_module
 from aaa.daemon.metrics import Metrics
 from aaa.daemon.refresher import ViewRefresher
 from aaa.daemon.snapshot import SealingKey, SnapshotError, ViewSnapshot, load_snapshot
-from aaa.db.engine import make_engine, session_factory
 from aaa.db.models import ChangeFeedEntry, Service
 from aaa.db.views import FeedDiverged, load_view, read_changes
 from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView, ViewChanges, apply_changes
@@ -152,18 +151,6 @@ def test_changes_outgrowing_the_base_rewrite_it(tmp_path: Path, monkeypatch: pyt
 
 
 # --- the refresher catching up from a snapshot's view ---------------------------------------------
-
-
-@pytest.fixture
-def engine(fresh_db_url: str) -> Iterator[Engine]:
-    engine = make_engine(fresh_db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
 
 
 def refresher_from(engine: Engine, sessions: sessionmaker[Session], view: SubscriberView,
