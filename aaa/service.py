@@ -104,7 +104,7 @@ class MetricsPage(Resource):
 
 # Every statement the daemon runs is bounded: a lock held by a forgotten transaction
 # sends accounting to the journal after this long instead of holding it indefinitely.
-DAEMON_STATEMENT_TIMEOUT = 30.0
+DAEMON_STATEMENT_TIMEOUT = 10.0
 ACCT_RECEIVE_BUFFER = 4 * 1024 * 1024  # accounting waits on the database, not the CPU
 
 

@@ -454,7 +454,7 @@ def test_an_unreadable_journal_line_is_set_aside_not_blocking_the_replay(
 def test_a_forgotten_lock_sends_accounting_to_the_journal_not_into_a_wait(
         fresh_db_url: str, tmp_path: Path) -> None:
     """PostgreSQL: another connection holds a session's row in an open transaction. With a
-    statement timeout (the daemon's is 30 s; 1 s here) the committer's write gives up, the
+    statement timeout (the daemon's is 10 s; 1 s here) the committer's write gives up, the
     group goes to the journal and is acknowledged; once the lock is released the replay
     stores it."""
     if not fresh_db_url.startswith("postgresql"):
@@ -486,3 +486,43 @@ def test_a_forgotten_lock_sends_accounting_to_the_journal_not_into_a_wait(
     finally:
         bounded.dispose()
         other.dispose()
+
+
+def test_a_stuck_database_sends_accounting_to_the_journal(fresh_db_url: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """PostgreSQL behind a proxy that stops forwarding without closing (the host's kernel
+    answers, its server does not): neither keepalives nor statement_timeout can end the
+    wait, so the committer cuts its own connection after `stall_after` (1 s here, 15 s in
+    the daemon) and journals the group, acknowledged; once the database answers again the
+    replay stores it."""
+    from sqlalchemy.engine import make_url
+
+    from tests.tcp_proxy import FreezableProxy
+
+    if not fresh_db_url.startswith("postgresql"):
+        pytest.skip("the committer's own connection watch is for PostgreSQL's socket")
+    url = make_url(fresh_db_url)
+    with FreezableProxy(int(url.port or 5432), url.host or "127.0.0.1") as proxy:
+        engine = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+        try:
+            sessions = session_factory(engine)
+            done: list[tuple[int, bool]] = []
+            committer = GroupCommitter(sessions, Journal(tmp_path / "j", 10_000_000), Metrics(),
+                                       lambda g, ok: done.append((len(g), ok)), stall_after=1.0)
+            committer._commit([Pending(ev("start", 0, uid="x"), None)])
+            assert done == [(1, True)] and committer.journal.records == 0  # stored
+            proxy.freeze()
+            writing = threading.Thread(target=committer._commit, daemon=True,
+                                       args=([Pending(ev("interim", 5, uid="x", input_octets=5), None)],))
+            writing.start()
+            writing.join(15)
+            assert not writing.is_alive(), "the committer waited on the stuck database"
+            assert done[-1] == (1, True) and committer.journal.records == 1
+            assert "event=database_stalled" in capsys.readouterr().err
+            proxy.thaw()
+            assert committer.replay() is True
+            assert rows(sessions)["x"].input_octets == 5
+            assert committer._writer is not None
+            committer._writer.close()
+        finally:
+            engine.dispose()

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aaa.accounting.events import AcctEvent
 from aaa.accounting.journal import Journal
 from aaa.daemon.metrics import Metrics
-from aaa.db.accounting import SessionWriter, apply_events, open_session_keys
+from aaa.db.accounting import STALL_AFTER, SessionWriter, apply_events, open_session_keys
 from aaa.log import log_event
 
 _REPLAY_CHUNK = 5_000
@@ -48,10 +48,10 @@ class GroupCommitter:
                  done: Done, capacity: int = 50_000, max_group: int = 5_000,
                  linger: float = 0.0, retry_interval: float = 1.0,
                  open_sessions: Callable[[OpenRows], None] | None = None,
-                 index_interval: float = 5.0) -> None:
+                 index_interval: float = 5.0, stall_after: float = STALL_AFTER) -> None:
         self._sessions = sessions
         bind = sessions.kw.get("bind")
-        self._writer = SessionWriter(bind) if isinstance(bind, Engine) else None
+        self._writer = SessionWriter(bind, stall_after) if isinstance(bind, Engine) else None
         self.journal = journal
         self._metrics = metrics
         self._done = done

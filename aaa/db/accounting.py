@@ -8,8 +8,11 @@ first known value. That is what makes journal replays and NAS retransmissions sa
 from __future__ import annotations
 
 import contextlib
+import os
 import re
-from collections.abc import Iterable, Sequence
+import socket
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.accounting.events import NAS_EVENTS, START, STOP, AcctEvent
 from aaa.db.models import AcctSession
+from aaa.log import log_event
 
 NAS_REBOOT = "NAS-Reboot"
 STALE = "Stale"
@@ -208,6 +212,9 @@ def close_nas_sessions(sessions: sessionmaker[Session], nas_id: int, at: datetim
 
 # The open-session index's rows; also run as plain SQL on the committer's own connection.
 _FETCH_SLICE = 5_000
+# A call on the committer's connection taking longer than this is a stuck database
+# (the daemon's statement_timeout, 10 s, ends first the ones the server itself can end).
+STALL_AFTER = 15.0
 _OPEN_KEYS = (select(AcctSession.unique_id, AcctSession.service_id, AcctSession.nas_id)
               .where(AcctSession.stopped_at.is_(None)))
 
@@ -218,26 +225,64 @@ class SessionWriter:
     COMMIT, without a pool checkout, a pre-ping or an ORM session each time. Any error drops
     the connection; the next group opens another."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, stall_after: float = STALL_AFTER) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._open_keys_sql = str(_OPEN_KEYS.compile(dialect=engine.dialect))
         self._connection: Any = None
+        self._socket = -1  # the connection's socket, read on this thread when it is opened
+        self._stall_after = stall_after
 
     def _driver(self) -> Any:
         if self._connection is None:
             self._connection = self._engine.raw_connection()
             if self._dialect == "postgresql":
+                self._socket = self._connection.driver_connection.fileno()
                 # One statement per group, committed by itself: one round trip instead of
                 # three (BEGIN, the upsert, COMMIT).
                 self._connection.driver_connection.autocommit = True
                 prepare_upsert(self._connection.driver_connection)
         return self._connection.driver_connection
 
+    @contextlib.contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Cut the connection's socket if the call inside outlasts `stall_after` seconds.
+
+        A database host whose kernel still answers while its server is stuck (frozen
+        process, a proxy that stopped forwarding) defeats the other bounds: keepalives and
+        tcp_user_timeout need the network to fail, statement_timeout needs the server.
+        Without this the committer would wait for ever and no record would reach the
+        journal; with it the call fails, the group is journaled, the connection dropped."""
+        if self._dialect != "postgresql":
+            yield
+            return
+        fired = threading.Event()
+
+        def cut() -> None:
+            if self._socket < 0:
+                return
+            fired.set()
+            with contextlib.suppress(OSError):
+                stuck = socket.socket(fileno=os.dup(self._socket))
+                stuck.shutdown(socket.SHUT_RDWR)
+                stuck.close()
+            log_event("database_stalled", seconds=self._stall_after)
+
+        timer = threading.Timer(self._stall_after, cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            if fired.is_set():  # it may have finished just as the socket was cut
+                self.close(broken=True)
+
     def write(self, events: Sequence[AcctEvent]) -> None:
         try:
             postgresql = self._dialect == "postgresql"
-            upsert_rows(self._driver(), self._dialect, fold(events), prepared=postgresql)
+            with self._watched():
+                upsert_rows(self._driver(), self._dialect, fold(events), prepared=postgresql)
             if not postgresql:
                 self._connection.commit()
         except BaseException:
@@ -248,22 +293,26 @@ class SessionWriter:
         """`open_session_keys` on this connection, as plain tuples (no ORM, no pool checkout:
         the committer's index reload, every few seconds, over every open session)."""
         try:
-            cursor = self._driver().cursor()
-            try:
-                cursor.execute(self._open_keys_sql)
-                # In slices: fetchall() of 100,000 rows builds them in one C call holding
-                # the interpreter lock for ~60 ms (the reactor stalled); 5,000 at a time, ~3 ms.
-                rows: list[tuple[str, int | None, int | None]] = []
-                while chunk := cursor.fetchmany(_FETCH_SLICE):
-                    rows.extend(chunk)
-            finally:
-                cursor.close()
-            if self._dialect != "postgresql":
-                self._connection.commit()
-            return rows
+            with self._watched():
+                return self._read_open_keys()
         except BaseException:
             self.close(broken=True)
             raise
+
+    def _read_open_keys(self) -> list[tuple[str, int | None, int | None]]:
+        cursor = self._driver().cursor()
+        try:
+            cursor.execute(self._open_keys_sql)
+            # In slices: fetchall() of 100,000 rows builds them in one C call holding the
+            # interpreter lock for ~60 ms (the reactor stalled); 5,000 at a time, ~3 ms.
+            rows: list[tuple[str, int | None, int | None]] = []
+            while chunk := cursor.fetchmany(_FETCH_SLICE):
+                rows.extend(chunk)
+        finally:
+            cursor.close()
+        if self._dialect != "postgresql":
+            self._connection.commit()
+        return rows
 
     def close(self, broken: bool = False) -> None:
         """Drop the connection (closed, never returned to the pool: it is in autocommit
@@ -272,6 +321,7 @@ class SessionWriter:
             with contextlib.suppress(Exception):  # already broken: nothing more to release
                 self._connection.invalidate()
             self._connection = None
+            self._socket = -1
 
 
 def apply_events(sessions: sessionmaker[Session], events: Sequence[AcctEvent],
