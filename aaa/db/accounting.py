@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -232,6 +233,10 @@ class SessionWriter:
         self._connection: Any = None
         self._socket = -1  # the connection's socket, read on this thread when it is opened
         self._stall_after = stall_after
+        self._call_started = 0.0  # monotonic start of the call under way (0: none)
+        self._cut = False
+        self._watcher: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def _driver(self) -> Any:
         if self._connection is None:
@@ -252,31 +257,36 @@ class SessionWriter:
         process, a proxy that stopped forwarding) defeats the other bounds: keepalives and
         tcp_user_timeout need the network to fail, statement_timeout needs the server.
         Without this the committer would wait for ever and no record would reach the
-        journal; with it the call fails, the group is journaled, the connection dropped."""
+        journal; with it the call fails, the group is journaled, the connection dropped.
+        One watcher thread per writer, started on first use: a call costs two stores."""
         if self._dialect != "postgresql":
             yield
             return
-        fired = threading.Event()
-
-        def cut() -> None:
-            if self._socket < 0:
-                return
-            fired.set()
-            with contextlib.suppress(OSError):
-                stuck = socket.socket(fileno=os.dup(self._socket))
-                stuck.shutdown(socket.SHUT_RDWR)
-                stuck.close()
-            log_event("database_stalled", seconds=self._stall_after)
-
-        timer = threading.Timer(self._stall_after, cut)
-        timer.daemon = True
-        timer.start()
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="db-stall-watch", daemon=True)
+            self._watcher.start()
+        self._call_started = time.monotonic()
         try:
             yield
         finally:
-            timer.cancel()
-            if fired.is_set():  # it may have finished just as the socket was cut
+            self._call_started = 0.0
+            if self._cut:  # it may have finished just as the socket was cut
+                self._cut = False
                 self.close(broken=True)
+
+    def _watch(self) -> None:
+        period = min(1.0, self._stall_after / 4)
+        while not self._closed.wait(period):
+            started, fd = self._call_started, self._socket
+            if not started or fd < 0 or time.monotonic() - started < self._stall_after:
+                continue
+            self._cut = True
+            with contextlib.suppress(OSError):
+                stuck = socket.socket(fileno=os.dup(fd))
+                stuck.shutdown(socket.SHUT_RDWR)
+                stuck.close()
+            log_event("database_stalled", seconds=self._stall_after)
+            self._call_started = 0.0
 
     def write(self, events: Sequence[AcctEvent]) -> None:
         try:
@@ -316,7 +326,10 @@ class SessionWriter:
 
     def close(self, broken: bool = False) -> None:
         """Drop the connection (closed, never returned to the pool: it is in autocommit
-        mode and has the upsert PREPAREd, which no other user of the pool expects)."""
+        mode and has the upsert PREPAREd, which no other user of the pool expects); not
+        broken: the writer is done, its watcher stops too."""
+        if not broken:
+            self._closed.set()
         if self._connection is not None:
             with contextlib.suppress(Exception):  # already broken: nothing more to release
                 self._connection.invalidate()
