@@ -222,6 +222,32 @@ class RadiusDaemon:
             raise RuleViolation("serve.cannot_listen", f"cannot listen on {interface} port {port}/tcp "
                                 f"({what}): {reason}") from None
 
+    def _adopt_orphaned_journals(self) -> None:
+        """Worker 0, at start: the journal of a worker that no longer exists (the daemon
+        restarted with fewer --workers) may still hold acknowledged records. They are
+        appended to this worker's journal (fsync'd) and that one emptied, so the replay
+        stores them; a crash in between only makes the replay see them twice (idempotent)."""
+        if self.options.worker_index != 0:
+            return
+        for path in sorted(self.config.journal_dir.glob("accounting-*.jnl")):
+            index = path.stem.removeprefix("accounting-")
+            if not index.isdigit() or int(index) < self.options.workers:
+                continue
+            try:
+                orphan = Journal(path, self.journal.max_bytes)
+            except JournalInUse:
+                continue  # a live process holds it
+            try:
+                moved = 0
+                for chunk in orphan.chunks(5_000):
+                    self.journal.append(chunk)
+                    moved += len(chunk)
+                if moved:
+                    orphan.clear()
+                    log_event("accounting_journal_adopted", journal=str(path), records=moved)
+            finally:
+                orphan.close()
+
     def start(self) -> None:
         opts = self.options
         # What another process could hold comes first, before anything starts: a second
@@ -236,6 +262,7 @@ class RadiusDaemon:
         except OSError as exc:
             raise RuleViolation("serve.data_dir", f"cannot open the accounting journal {journal}: "
                                 f"{exc.strerror or exc} (check data_dir / accounting.journal_dir)") from None
+        self._adopt_orphaned_journals()
         # A small receive buffer on the authentication port: under overload a request
         # waits there at most a fraction of a second; more is dropped by the kernel (the
         # NAS retries) rather than answered after the NAS stopped waiting.

@@ -88,3 +88,42 @@ def test_an_unusable_data_directory_or_dictionary_is_one_line(
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip() == ("aaa: configuration error: radius.extra_dictionaries: dictionary "
                                      "path /nonexistent/dictionary.vendor does not exist")
+
+
+def test_a_journal_left_by_a_worker_that_no_longer_runs_is_replayed(
+        cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    """The daemon ran with --workers 2 and worker 1's journal still holds acknowledged
+    records (the database was down when it stopped); it is started again with one worker:
+    worker 0 adopts that journal (its records appended to its own, the orphan emptied,
+    `event=accounting_journal_adopted`) and the replay stores them."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from aaa.accounting.events import START, AcctEvent
+    from aaa.accounting.journal import Journal
+    from aaa.db.engine import make_engine
+    from aaa.db.models import AcctSession
+    from tests.acct_process import poll
+
+    assert cli("nas", "add", "mk", "--ip", "10.0.0.1", "--secret", "s", "--vendor", "mikrotik").code == 0
+    orphan_path = tmp_path / "data" / "journal" / "accounting-1.jnl"
+    orphan = Journal(orphan_path, 10_000_000)
+    orphan.append([AcctEvent(START, datetime(2026, 11, 23, 12, 0, tzinfo=UTC), 1, "10.0.0.1",
+                             unique_id=f"orphan-{n}", acct_session_id=f"s{n}", login="ana")
+                   for n in range(3)])
+    orphan.close()
+    engine = make_engine(cli.url)  # type: ignore[attr-defined]
+
+    def stored() -> list[str]:
+        with engine.connect() as connection:
+            return sorted(connection.scalars(select(AcctSession.unique_id)))
+
+    try:
+        with running_daemon(cli.url, tmp_path) as daemon:  # type: ignore[attr-defined]
+            [adopted] = daemon.events("accounting_journal_adopted")
+            assert adopted["records"] == "3" and adopted["journal"] == str(orphan_path)
+            assert poll(lambda: stored() == ["orphan-0", "orphan-1", "orphan-2"], 15), stored()
+        assert orphan_path.stat().st_size == 0
+    finally:
+        engine.dispose()
