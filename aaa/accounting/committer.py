@@ -29,7 +29,7 @@ from aaa.accounting.events import AcctEvent
 from aaa.accounting.journal import Journal
 from aaa.daemon.metrics import Metrics
 from aaa.db.accounting import STALL_AFTER, SessionWriter, apply_events, open_session_keys
-from aaa.log import log_event
+from aaa.log import Repeating, log_event
 
 _REPLAY_CHUNK = 5_000
 
@@ -71,6 +71,8 @@ class GroupCommitter:
         self._index_interval = index_interval
         self._last_index = time.monotonic()
         self._journal_since: float | None = time.monotonic() if journal.records else None
+        self._replay_failures = Repeating("accounting_replay_failed")
+        self._reload_failures = Repeating("accounting_index_reload_failed")
         metrics.acct_queue.set_function(lambda: len(self._queue))
         metrics.acct_journal_records.set_function(lambda: self.journal.records)
         metrics.acct_journal_age.set_function(
@@ -138,8 +140,9 @@ class GroupCommitter:
                 with self._sessions() as session:
                     rows = open_session_keys(session)
         except Exception as exc:
-            log_event("accounting_index_reload_failed", error=type(exc).__name__)
+            self._reload_failures.failed(error=type(exc).__name__)
             return
+        self._reload_failures.succeeded()
         self._open_sessions(rows)
 
     def _commit(self, group: list[Pending]) -> None:
@@ -181,8 +184,9 @@ class GroupCommitter:
                 apply_events(self._sessions, chunk)
                 applied += len(chunk)
         except Exception as exc:
-            log_event("accounting_replay_failed", error=type(exc).__name__, applied=applied)
+            self._replay_failures.failed(error=type(exc).__name__, applied=applied)
             return False
+        self._replay_failures.succeeded()
         self.journal.clear()
         self._journal_since = None
         self._metrics.acct_replayed.inc(applied)

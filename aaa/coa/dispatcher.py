@@ -57,7 +57,7 @@ from aaa.daemon.metrics import CoaMetrics
 from aaa.db import coa as jobs_db
 from aaa.db.models import AcctSession, CoaJob
 from aaa.db.views import refresh_view
-from aaa.log import log_event
+from aaa.log import Repeating, log_event
 from aaa.policy.rules import PolicySettings, RequestFacts, decide
 from aaa.policy.view import NasFacts, SubscriberView
 from aaa.radius.dictionary import Dictionary
@@ -132,6 +132,7 @@ class CoaDispatcher:
         self.client = CoaClient(clock, on_rejected=metrics.rejected.inc)
         self._port: Any = None
         self._loop: LoopingCall | None = None
+        self._run_failures = Repeating("coa_run_failed")
         self._running = False
         self._again = False
         self._stopped = False
@@ -239,6 +240,7 @@ class CoaDispatcher:
         return work, depth
 
     def _start_jobs(self, result: tuple[list[Work], int]) -> None:
+        self._run_failures.succeeded()
         work, depth = result
         self.metrics.queue.set(depth)
         for item in work:
@@ -247,7 +249,7 @@ class CoaDispatcher:
                 self._in_flight[item.job_id] = running
 
     def _run_failed(self, failure: Any) -> None:
-        log_event("coa_run_failed", error=failure.type.__name__ if failure.type else "?")
+        self._run_failures.failed(error=failure.type.__name__ if failure.type else "?")
 
     def _run_over(self, _: object) -> None:
         self._running = False

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aaa.daemon.metrics import Metrics
 from aaa.daemon.snapshot import ViewSnapshot
 from aaa.db.views import FeedDiverged, load_view, read_changes
-from aaa.log import log_event
+from aaa.log import Repeating, log_event
 from aaa.policy.view import SubscriberView, ViewChanges, apply_changes
 from management.audit import NOTIFY_CHANNEL
 
@@ -46,6 +46,8 @@ class ViewRefresher:
         self._snapshot = snapshot
         self._from_snapshot = from_snapshot  # not yet checked against the database
         self._snapshot_failing = False
+        self._refresh_failures = Repeating("view_refresh_failed")
+        self._listen_failures = Repeating("view_listen_failed")
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="view-refresher", daemon=True)
         self._listener: Any = None
@@ -118,8 +120,10 @@ class ViewRefresher:
                 self.refresh_once()
             except Exception as exc:
                 self._metrics.view_errors.inc()
-                log_event("view_refresh_failed", error=type(exc).__name__)
+                self._refresh_failures.failed(error=type(exc).__name__)
                 self._close_listener()
+            else:
+                self._refresh_failures.succeeded()
             self._wait()
 
     def _wait(self) -> None:
@@ -130,11 +134,12 @@ class ViewRefresher:
         try:
             listener = self._listen()
             ready, _, _ = select.select([listener], [], [], self._interval)
+            self._listen_failures.succeeded()
             if ready:
                 listener.poll()
                 listener.notifies.clear()
         except Exception as exc:
-            log_event("view_listen_failed", error=type(exc).__name__)
+            self._listen_failures.failed(error=type(exc).__name__)
             self._close_listener()
             self._stopping.wait(self._interval)
 
