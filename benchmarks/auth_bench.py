@@ -65,6 +65,7 @@ from radload import (  # noqa: E402
 from sqlalchemy import create_engine, insert  # noqa: E402
 
 from aaa.db.models import Customer, Nas, Plan, Service  # noqa: E402
+from tests.daemon_process import free_tcp_port  # noqa: E402
 from tests.pg import Cluster, free_port  # noqa: E402
 
 SECRET = "bench-s3cr3t"
@@ -106,7 +107,7 @@ class Server:
     def __init__(self, url: str, workdir: Path, workers: int) -> None:
         self.port = free_port()
         self.acct_port = free_port()
-        self.metrics_port = free_port()
+        self.metrics_port = free_tcp_port(workers)  # worker i serves metrics on port + i
         env = {**os.environ, "AAA_DATABASE_URL": url, "AAA_ADMIN_PASSWORD": "bench-admin"}
         self.process = subprocess.Popen(
             [str(AAA), "serve", "--bind", "127.0.0.1", "--auth-port", str(self.port),

@@ -30,11 +30,25 @@ BIND = "127.0.0.1"
 _LABELS = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-def free_tcp_port() -> int:
-    """A TCP port free right now on 127.0.0.1 (the kernel picks it)."""
+def free_tcp_port(count: int = 1) -> int:
+    """A TCP port free right now on 127.0.0.1 (the kernel picks it), with the `count` - 1
+    after it free too (`--workers N` serves metrics on port + i)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((BIND, 0))
+            base = int(sock.getsockname()[1])
+        if base + count <= 65536 and all(_tcp_free(base + i) for i in range(1, count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free TCP ports")
+
+
+def _tcp_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((BIND, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((BIND, port))
+        except OSError:
+            return False
+        return True
 
 
 def parse_logfmt(line: str) -> dict[str, str]:
@@ -108,7 +122,8 @@ def running_daemon(url: str, cwd: Path, extra_args: tuple[str, ...] = (),
                    timeout: float = START_TIMEOUT, config: Path | None = None) -> Iterator[Daemon]:
     """Run `aaa serve` on 127.0.0.1 with an ephemeral auth port and a free metrics port
     (and `aaa --config CONFIG` when given)."""
-    metrics_port = free_tcp_port()
+    workers = int(extra_args[extra_args.index("--workers") + 1]) if "--workers" in extra_args else 1
+    metrics_port = free_tcp_port(workers)
     env = {k: v for k, v in os.environ.items()
            if k not in ("AAA_CONFIG", "AAA_OPERATOR", "AAA_WORKER_INDEX", "AAA_WORKER_AUTH_PORT",
                      "AAA_WORKER_ACCT_PORT")}
