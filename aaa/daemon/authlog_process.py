@@ -14,6 +14,7 @@ counted — the reactor never blocks.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import pickle
 import threading
@@ -76,6 +77,9 @@ class AuthLogProcess:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="authlog-sender", daemon=True)
         self._process: Any = None
+        self._shipped = 0  # rows handed to the child ...
+        self._written = 0  # ... and rows it reported written
+        self._abandoned = 0  # rows whose hand-over stop() cut short
         self._connection: Connection | None = None
         metrics.authlog_depth.set_function(lambda: len(self._records) + self._sealed_rows)
 
@@ -123,19 +127,41 @@ class AuthLogProcess:
         self._connection = parent
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Hand over what is buffered, let the child write it, then stop it."""
+        """Hand over what is buffered and let the child write it, for `timeout` seconds in
+        all. With the database away the child cannot write, its pipe is full, and a stop
+        (usually a restart) must not wait for it: what is not written by then is killed
+        with the child, counted as dropped and logged (`authlog_lost_at_stop`)."""
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         self._stopping.set()
-        self._thread.join(timeout)
-        if self._connection is not None:
-            try:
-                self._connection.send_bytes(_STOP)
-                self._drain_acks(block_until_eof=True, timeout=timeout)
-            except (OSError, EOFError):
-                pass
+        self._thread.join(left())
+        if self._connection is not None and not self._thread.is_alive():
+            # The STOP marker from a thread of its own: into a full pipe the write blocks.
+            sender = threading.Thread(target=self._send_stop, name="authlog-stop", daemon=True)
+            sender.start()
+            sender.join(left())
+            if not sender.is_alive():
+                with contextlib.suppress(OSError, EOFError):
+                    self._drain_acks(block_until_eof=True, timeout=left())
         if self._process is not None:
-            self._process.join(timeout)
+            self._process.join(left())
             if self._process.is_alive():
                 self._process.kill()
+                self._process.join(1.0)
+                self._thread.join(1.0)  # its write into the dead pipe fails now
+        lost = (self._shipped - self._written + self._abandoned + len(self._records)
+                + self._sealed_rows)
+        if lost > 0:
+            self._metrics.authlog_dropped.add(lost)
+            log_event("authlog_lost_at_stop", rows=lost)
+
+    def _send_stop(self) -> None:
+        assert self._connection is not None
+        with contextlib.suppress(OSError, ValueError):
+            self._connection.send_bytes(_STOP)
 
     def _take(self) -> tuple[list[bytes], int, dict[int, str]]:
         """Sealed chunks up to about `batch` rows (leftovers sealed first), and MACs to learn."""
@@ -165,6 +191,7 @@ class AuthLogProcess:
                 written, seconds = connection.recv()
             except EOFError:
                 return
+            self._written += written
             self._metrics.authlog_written.inc(written)
             self._metrics.authlog_write.observe(seconds)
 
@@ -176,7 +203,11 @@ class AuthLogProcess:
                 try:
                     assert self._connection is not None
                     self._connection.send_bytes(pickle.dumps((chunks, learned), pickle.HIGHEST_PROTOCOL))
+                    self._shipped += rows
                 except (OSError, ValueError) as exc:  # the child died: start another
+                    if self._stopping.is_set():
+                        self._abandoned += rows  # killed by stop(), which counts them
+                        return
                     log_event("authlog_child_lost", error=type(exc).__name__, rows=rows)
                     self._spawn()
                     self._stopping.wait(1.0)

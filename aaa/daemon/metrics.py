@@ -32,6 +32,9 @@ class FastCounter:
         values = self.values
         values[label_values] = values.get(label_values, 0) + 1
 
+    def add(self, amount: int, *label_values: str) -> None:
+        self.values[label_values] = self.values.get(label_values, 0) + amount
+
     def collect(self) -> Metric:
         family = CounterMetricFamily(self.name, self.documentation, labels=list(self.labels))
         for label_values, value in sorted(self.values.items()):
