@@ -165,9 +165,10 @@ def test_authentication_survives_a_postgresql_outage(own_cluster: Cluster, tmp_p
             check_exactly_once(stored_sessions(url), records, acked)
             assert daemon.sample("aaa_acct_replayed_total") > 0
             # Failing every second for the whole outage, said in a few lines, then recovery.
-            for failing in ("view_refresh_failed", "accounting_replay_failed"):
+            for failing in ("view_refresh_failed", "accounting_replay_failed", "authlog_write_failed"):
                 assert 1 <= len(daemon.events(failing)) <= 2 + OUTAGE // 60, failing
             assert daemon.events("view_refresh_recovered") and daemon.events("accounting_replay_recovered")
+            assert poll(lambda: daemon.events("authlog_write_recovered"), 30)
             latencies = sorted(load.latencies)
             print(f"\nauth answers {load.answered} ({during} during the {OUTAGE:.0f} s outage), "
                   f"0 failures, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms; "

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.daemon.metrics import Metrics
 from aaa.db.authlog import AuthRecord, write_records
-from aaa.log import log_event
+from aaa.log import Repeating
 from management.context import Actor, Context
 from management.services import learn_mac
 
@@ -41,6 +41,7 @@ class AuthLogWriter:
         self._batch = batch
         self._interval = interval
         self._stopping = threading.Event()
+        self._failures = Repeating("authlog_write_failed")
         self._thread = threading.Thread(target=self._run, name="authlog-writer", daemon=True)
         metrics.authlog_depth.set_function(lambda: len(self._records))
 
@@ -85,12 +86,13 @@ class AuthLogWriter:
             try:
                 store(self._engine, self._sessions, pending, self._take_learned(), self._clock())
             except Exception as exc:  # the database may be away: keep the batch, retry
-                log_event("authlog_write_failed", error=type(exc).__name__, rows=len(pending))
+                self._failures.failed(error=type(exc).__name__, rows=len(pending))
                 if self._stopping.is_set():
                     return
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
+            self._failures.succeeded()
             if pending:
                 self._metrics.authlog_write.observe(time.perf_counter() - started)
                 self._metrics.authlog_written.inc(len(pending))

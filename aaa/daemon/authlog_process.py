@@ -26,7 +26,7 @@ from typing import Any
 
 from aaa.daemon.metrics import Metrics
 from aaa.db.authlog import AuthRecord
-from aaa.log import log_event
+from aaa.log import Repeating, log_event
 
 _STOP = b""
 
@@ -38,6 +38,7 @@ def _child(url: str, connection: Connection) -> None:
 
     engine = make_engine(url)
     sessions = session_factory(engine)
+    failures = Repeating("authlog_write_failed")
     while True:
         payload = connection.recv_bytes()
         if payload == _STOP:
@@ -51,9 +52,10 @@ def _child(url: str, connection: Connection) -> None:
                 store(engine, sessions, records, learned, datetime.now(UTC))
                 break
             except Exception as exc:  # keep the batch; the parent's buffer absorbs the wait
-                log_event("authlog_write_failed", error=type(exc).__name__, rows=len(records))
+                failures.failed(error=type(exc).__name__, rows=len(records))
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+        failures.succeeded()
         connection.send((len(records), time.perf_counter() - started))
     engine.dispose()
 
