@@ -66,7 +66,7 @@ class Repeating:
     def succeeded(self) -> None:
         if self._first is None:
             return
-        log_event(f"{self.event.removesuffix('_failed')}_recovered", failures=self._total,
-                  failing_for=round(self._clock() - self._first))
+        _emit(f"{self.event.removesuffix('_failed')}_recovered",
+              {"failures": self._total, "failing_for": round(self._clock() - self._first)})
         self._first = None
         self._total = 0

@@ -170,16 +170,15 @@ class RadiusDaemon:
         """The view from the database (and a fresh snapshot of it), or — the database
         unreachable — from the snapshot; the snapshot writer (worker 0 only) and whether
         the view came from the snapshot."""
-        path: Path | None = Path(self.config.data_dir) / "view.snapshot"
         database = self.engine.url.render_as_string(hide_password=True)
-        key = None
-        try:
-            key = self._snapshot_key() if self.config.radius.view_snapshot else None
-        except SecretsKeyError as exc:
-            log_event("view_snapshot_disabled", reason=str(exc))
-            path = None
-        if not self.config.radius.view_snapshot:
-            path = None
+        enabled, key = self.config.radius.view_snapshot, None
+        if enabled:
+            try:
+                key = self._snapshot_key()
+            except SecretsKeyError as exc:
+                log_event("view_snapshot_disabled", reason=str(exc))
+                enabled = False
+        path = Path(self.config.data_dir) / "view.snapshot" if enabled else None
         writer = ViewSnapshot(path, database, key) if path and self.options.worker_index == 0 else None
         try:
             with self.sessions() as session, session.begin():

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.daemon.metrics import Metrics
 from aaa.daemon.snapshot import ViewSnapshot
-from aaa.db.views import FeedDiverged, load_view, read_changes
+from aaa.db.views import catch_up
 from aaa.log import Repeating, log_event
-from aaa.policy.view import SubscriberView, ViewChanges, apply_changes
+from aaa.policy.view import SubscriberView, ViewChanges
 from management.audit import NOTIFY_CHANNEL
 
 
@@ -67,17 +67,8 @@ class ViewRefresher:
     def refresh_once(self) -> bool:
         """Apply pending changes now; True when the view changed."""
         view = self._current()
-        changes: ViewChanges | None = None
-        diverged = False
         with self._sessions() as session, session.begin():
-            try:
-                changes = read_changes(session, view, self._open_password)
-                fresh = view if changes is None else apply_changes(view, changes)
-            except FeedDiverged:
-                # Restored from an older backup, or the feed pruned past the view (a view
-                # from the snapshot, after a long outage): only a whole load is right.
-                diverged = True
-                fresh = load_view(session, self._open_password)
+            fresh, changes, diverged = catch_up(session, view, self._open_password)
         self._last_ok = time.monotonic()
         if diverged:
             log_event("view_reloaded", reason="change feed diverged", seq_before=view.seq, seq=fresh.seq,

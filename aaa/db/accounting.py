@@ -211,11 +211,11 @@ def close_nas_sessions(sessions: sessionmaker[Session], nas_id: int, at: datetim
             closed += len(ids)
 
 
-# The open-session index's rows; also run as plain SQL on the committer's own connection.
 _FETCH_SLICE = 5_000
 # A call on the committer's connection taking longer than this is a stuck database
 # (the daemon's statement_timeout, 10 s, ends first the ones the server itself can end).
 STALL_AFTER = 15.0
+# The open-session index's rows; also run as plain SQL on the committer's own connection.
 _OPEN_KEYS = (select(AcctSession.unique_id, AcctSession.service_id, AcctSession.nas_id)
               .where(AcctSession.stopped_at.is_(None)))
 

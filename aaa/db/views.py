@@ -7,9 +7,9 @@ change feed since the view's `seq` are read again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aaa.db.models import ChangeFeedEntry, Nas, PaymentMethod, Plan, Service, Variable
@@ -70,10 +70,6 @@ class FeedDiverged(Exception):
     pruned past it. Reading "after seq" would miss changes: load the view whole."""
 
 
-def current_seq(session: Session) -> int:
-    return session.scalar(select(func.coalesce(func.max(ChangeFeedEntry.seq), 0))) or 0
-
-
 def _last_feed_row(session: Session) -> tuple[Any, ...]:
     row = session.execute(select(*_FEED_ROW).order_by(ChangeFeedEntry.seq.desc()).limit(1)).first()
     return tuple(row) if row is not None else ()
@@ -118,12 +114,24 @@ def read_changes(session: Session, view: SubscriberView,
     )
 
 
-def refresh_view(session: Session, view: SubscriberView,
-                 open_password: PasswordOpener = _as_stored) -> SubscriberView:
-    """Apply the change-feed rows after `view.seq`; returns `view` itself when nothing
-    changed, and the view loaded whole when the feed no longer continues from it."""
+class CatchUp(NamedTuple):
+    view: SubscriberView  # the view itself when nothing changed
+    changes: ViewChanges | None  # what was applied; None when nothing was, or when reloaded
+    reloaded: bool  # the feed no longer continued from the view: loaded whole
+
+
+def catch_up(session: Session, view: SubscriberView,
+             open_password: PasswordOpener = _as_stored) -> CatchUp:
+    """Bring `view` up to the change feed: its rows after `view.seq` applied, or the view
+    loaded whole when the feed no longer continues from it (FeedDiverged)."""
     try:
         changes = read_changes(session, view, open_password)
     except FeedDiverged:
-        return load_view(session, open_password)
-    return view if changes is None else apply_changes(view, changes)
+        return CatchUp(load_view(session, open_password), None, True)
+    return CatchUp(view if changes is None else apply_changes(view, changes), changes, False)
+
+
+def refresh_view(session: Session, view: SubscriberView,
+                 open_password: PasswordOpener = _as_stored) -> SubscriberView:
+    """`catch_up`'s view: `view` itself when nothing changed."""
+    return catch_up(session, view, open_password).view
