@@ -104,21 +104,16 @@ class SubscriberView:
         def login_present(login: str) -> bool:
             return login in login_updates or (login not in login_removals and login in by_login)
 
-        for service_id in gone | changed.keys():
+        touched = gone | changed.keys()
+        for service_id in touched:  # a login that named a touched service is unmapped first
             old = by_id.get(service_id)
-            if old is None:
-                continue
-            current = login_updates.get(old.login) or (
-                None if old.login in login_removals else by_login.get(old.login))
-            if current is old:
+            if old is not None and by_login.get(old.login) is old:
                 login_removals.add(old.login)
-                login_updates.pop(old.login, None)
         for service in changed.values():
             if service.status != "cancelled" or not login_present(service.login):
                 # a cancelled one only when the login has no other: "cancelled", not "unknown"
                 login_updates[service.login] = service
                 login_removals.discard(service.login)
-        touched = gone | changed.keys()
         association_changed = any(s.associated_service_id for s in changed.values()) or any(
             (old := by_id.get(i)) is not None and old.associated_service_id for i in touched)
         if association_changed:
