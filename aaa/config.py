@@ -70,6 +70,9 @@ class AccountingConfig:
     journal_dir: str = ""  # empty: `journal` inside data_dir
     journal_max_mb: int = 1024
     stale_after_intervals: int = 3
+    # A new group commit starts at most this often (ms) under load, so records gather into
+    # bigger transactions; after a quiet spell a record is committed at once. 0: no spacing.
+    commit_interval_ms: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +211,9 @@ def _validate(config: Config) -> Config:
         raise ConfigError("coa.timeouts: 1 to 10 tries, each waiting more than 0 and at most 60 s")
     if not 0 < coa.poll_interval <= 60:
         raise ConfigError(f"coa.poll_interval: must be more than 0 and at most 60 s, got {coa.poll_interval}")
+    if config.accounting.commit_interval_ms > 1000:
+        raise ConfigError("accounting.commit_interval_ms: at most 1000 (ms), "
+                          f"got {config.accounting.commit_interval_ms}")
     if not 8 <= config.secrets.password_length <= 128:
         raise ConfigError("secrets.password_length: must be from 8 to 128 characters, "
                           f"got {config.secrets.password_length}")

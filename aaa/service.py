@@ -306,7 +306,8 @@ class RadiusDaemon:
             self.sessions, self.journal, self.metrics,
             lambda group, ok: self.reactor.callFromThread(self.acct.finish, group, ok,
                                                           self.reactor.seconds()),
-            open_sessions=self._reconcile_index)
+            open_sessions=self._reconcile_index,
+            commit_interval=self.config.accounting.commit_interval_ms / 1000)
         self.refresher = ViewRefresher(
             self.engine, self.sessions, lambda: self.handler.view,
             lambda fresh: self.reactor.callFromThread(self._view_changed, fresh), self.metrics,

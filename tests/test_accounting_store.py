@@ -335,6 +335,39 @@ def test_committer_queue_is_bounded_and_keeps_arrival_order(tmp_path: Path,
     assert rows(sessions)["q0"].input_octets == 5 and "q3" not in rows(sessions)
 
 
+def test_commit_interval_gathers_a_burst_and_stores_a_lone_record_at_once(
+        tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    """With a commit interval, records arriving while one group was just taken wait for the
+    interval and go together in the next group; a record after a quiet spell longer than
+    the interval is stored at once (it waits for nothing)."""
+    groups: list[tuple[list[object], float]] = []
+    committer = GroupCommitter(sessions, Journal(tmp_path / "j", 10_000_000), Metrics(),
+                               lambda g, ok: groups.append(([p.token for p in g], time.monotonic())),
+                               commit_interval=0.5)
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(groups) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    committer.start()
+    try:
+        time.sleep(0.6)  # a quiet spell longer than the interval
+        submitted = time.monotonic()
+        committer.submit(Pending(ev("start", 0, uid="lone"), "lone"))
+        wait_for(1)
+        for n in range(3):  # within the interval of the group just taken
+            committer.submit(Pending(ev("start", 0, uid=f"b{n}"), f"b{n}"))
+            time.sleep(0.02)
+        wait_for(2)
+    finally:
+        committer.stop()
+    assert [tokens for tokens, _ in groups] == [["lone"], ["b0", "b1", "b2"]]
+    assert groups[0][1] - submitted < 0.4  # not held for the interval
+    assert groups[1][1] - submitted >= 0.5  # the burst waited for the interval
+    assert set(rows(sessions)) == {"lone", "b0", "b1", "b2"}
+
+
 def test_index_reload_reads_open_sessions_on_the_writer_connection(
         tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     """The committer's index reload (on its own kept connection, without the ORM) hands

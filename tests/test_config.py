@@ -63,6 +63,8 @@ def test_aaa_config_variable_locates_the_file(tmp_path: Path) -> None:
     ("[coa]\ntimeouts = []", "coa.timeouts"),
     ("[coa]\ntimeouts = [0, 1]", "coa.timeouts"),
     ("[coa]\npoll_interval = 0", "coa.poll_interval"),
+    ("[accounting]\ncommit_interval_ms = 5000", "accounting.commit_interval_ms"),
+    ("[accounting]\ncommit_interval_ms = -1", "accounting.commit_interval_ms"),
     ("[coa]\nfallback_disconnect = 1", "coa.fallback_disconnect"),
     ('[secrets]\nkey = "not base64!"', "secrets.key"),
     ('[secrets]\nkey = "c2hvcnQ="', "secrets.key"),

@@ -1,6 +1,10 @@
 """Group commit: everything that arrived while the previous transaction ran is stored in
-the next one (no waiting: a group forms by itself under load, and a lone record is
-stored at once; `linger` can trade latency for bigger groups).
+the next one. A group is taken no sooner than `commit_interval` (5 ms by default) after
+the previous one was stored: under load records gather for that long, so groups are
+several times bigger and PostgreSQL's work per record drops by a third (acct_bench, two
+workers, alternated: 10-11 -> 68-71 records per commit, 40-44 -> 26-27 µs of PostgreSQL
+CPU per record, 11,028-12,134 -> 13,139-13,829 records/s). A record arriving after a
+quiet spell is stored at once.
 
 The committer thread owns the database writes and the journal. An event is reported
 done (and only then acknowledged to the NAS) once it is in the database or fsync'd in
@@ -46,7 +50,7 @@ OpenRows = list[tuple[str, int | None, int | None]]
 class GroupCommitter:
     def __init__(self, sessions: sessionmaker[Session], journal: Journal, metrics: Metrics,
                  done: Done, capacity: int = 50_000, max_group: int = 5_000,
-                 linger: float = 0.0, retry_interval: float = 1.0,
+                 commit_interval: float = 0.0, retry_interval: float = 1.0,
                  open_sessions: Callable[[OpenRows], None] | None = None,
                  index_interval: float = 5.0, stall_after: float = STALL_AFTER) -> None:
         self._sessions = sessions
@@ -62,7 +66,8 @@ class GroupCommitter:
         self._wake = threading.Event()
         self._sleeping = False
         self._max_group = max_group
-        self._linger = linger
+        self._commit_interval = commit_interval
+        self._group_done = 0.0  # monotonic time the last group was stored
         self._retry_interval = retry_interval
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="acct-committer", daemon=True)
@@ -97,7 +102,8 @@ class GroupCommitter:
             self._writer.close()
 
     def _take(self) -> list[Pending]:
-        """What is queued, up to max_group (after `linger`); waits up to 0.1 s for a first record."""
+        """What is queued, up to max_group; waits up to 0.1 s for a first record, then until
+        `commit_interval` has passed since the previous group was stored."""
         pending = self._queue
         if not pending:
             self._sleeping = True
@@ -109,10 +115,10 @@ class GroupCommitter:
             self._wake.clear()
             if not pending:
                 return []
-        if self._linger > 0:
-            deadline = time.monotonic() + self._linger
-            while len(pending) < self._max_group and time.monotonic() < deadline:
-                time.sleep(min(0.0005, self._linger))
+        if self._commit_interval > 0:
+            wait = self._group_done + self._commit_interval - time.monotonic()
+            if wait > 0 and len(pending) < self._max_group:
+                time.sleep(wait)  # one sleep: no waking the interpreter lock in between
         popleft = pending.popleft
         return [popleft() for _ in range(min(len(pending), self._max_group))]
 
@@ -121,6 +127,7 @@ class GroupCommitter:
             group = self._take()
             if group:
                 self._commit(group)
+                self._group_done = time.monotonic()
             elif self._stopping.is_set():
                 return
             if self.journal.records and time.monotonic() - self._last_replay >= self._retry_interval:
