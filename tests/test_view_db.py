@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
@@ -142,6 +143,35 @@ def test_authlog_process_writes_and_learns(engine: Engine, sessions: sessionmake
         bia = session.get(Service, bia_id)
         assert bia is not None and bia.mac == "AA:BB:CC:00:00:01"
     assert metrics.registry.get_sample_value("aaa_authlog_written_total") == 600
+
+
+def test_authlog_process_ships_a_sealed_chunk_at_once(engine: Engine, sessions: sessionmaker[Session],
+                                                      fresh_db_url: str) -> None:
+    """A full chunk sealed by `submit` wakes the sender: its rows reach the database well
+    before the sender's interval (here 30 s) would have come round — rows shipped as they
+    come keep the writer's work smooth instead of a burst per interval."""
+    from aaa.daemon.authlog_process import AuthLogProcess
+
+    act(sessions, setup)
+    metrics = Metrics()
+    writer = AuthLogProcess(fresh_db_url, metrics, interval=30.0, chunk=256)
+    writer.start()
+    try:
+        record = AuthRecord(NOW.timestamp(), "bia", None, 1, "10.0.0.1", "reject", "unknown", None,
+                            False, None, False, None, None, None, None)
+        time.sleep(0.5)  # the sender is asleep on its interval by now
+        for _ in range(256):  # exactly one chunk
+            writer.submit(record, None)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                if len(authlog.query(session, login="bia", limit=1000)) == 256:
+                    break
+            time.sleep(0.05)
+        with sessions() as session:
+            assert len(authlog.query(session, login="bia", limit=1000)) == 256
+    finally:
+        writer.stop(timeout=30)
 
 
 def test_authlog_timestamps_are_written_as_the_same_instant_as_datetime_would() -> None:
