@@ -534,6 +534,10 @@ def _drive_rate(config: LoadConfig, socks: list[socket.socket], packets: list[li
                         lags.append(now - due)
                 else:
                     skipped += 1  # over the cap, or that Identifier still unanswered
+                    if ident >= 0 and outstanding < cap:
+                        # Past the unanswered one: a single lost reply must not hold
+                        # this socket's every slot until it times out (2 s).
+                        position[i] = pos + 1
                 next_k += 1
                 due = begin + next_k * interval
         if now >= next_scan:  # expire requests that never got a reply
