@@ -15,7 +15,7 @@ here (one transaction per packet); the target is >= 15,000 durable records/s.
 --profile: during the Interim phase, py-spy samples `aaa serve` (the thread holding the
 GIL), and the CPU seconds of `aaa serve` and of the PostgreSQL processes are read from
 /proc, with the acct_sessions table's update counters (HOT or not) and the database's
-commits, per record. With --workers above 1, only worker 0 (the parent) is measured.
+commits, per record (every process of `aaa serve`: its workers and their auth-log writers).
 """
 
 from __future__ import annotations
@@ -50,27 +50,27 @@ _TABLE_STATS = text("SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_use
 _COMMITS = text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, in seconds (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def _postgres_cpu(postmaster: int) -> float:
-    """CPU seconds of the postmaster and its children, as they are now."""
-    total = _cpu_seconds(postmaster)
+def _tree_cpu(root: int) -> float:
+    """CPU seconds of `root` and every process descended from it, as they are now: for
+    `aaa serve --workers N` that is every worker and their auth-log writers."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(stat[1]) == postmaster:
-                total += (int(stat[11]) + int(stat[12])) / _TICK
-    return total
+            parents[int(entry.name)] = int(stat[1])
+            ticks[int(entry.name)] = int(stat[11]) + int(stat[12])
+    total = 0
+    for pid, tick in ticks.items():
+        ancestor = pid
+        while ancestor not in (root, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor == root:
+            total += tick
+    return total / _TICK
 
 
 def _db_counters(engine: Any) -> tuple[int, int, int, int]:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                      "--duration", str(round(args.duration) + 120), "--rate", "250", "--nonblocking", "--gil",
                      "--threads", "--format", "raw", "-o", str(spy_out)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                before = (_cpu_seconds(server.process.pid), _postgres_cpu(postmaster),
+                before = (_tree_cpu(server.process.pid), _tree_cpu(postmaster),
                           _db_counters(engine))
             interim = run_load(LoadConfig(
                 host="127.0.0.1", port=port, secret=SECRET.encode(), window=args.window,
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 expect_code=ACCOUNTING_RESPONSE, expect_rate=40_000.0, timeout=5.0), subscribers)
             print("interim: " + interim.summary(), flush=True)
             if args.profile:
-                after = (_cpu_seconds(server.process.pid), _postgres_cpu(postmaster),
+                after = (_tree_cpu(server.process.pid), _tree_cpu(postmaster),
                          _db_counters(engine))
                 records = max(1, interim.ok)
                 (ins0, upd0, hot0, commits0), (ins1, upd1, hot1, commits1) = before[2], after[2]
