@@ -70,8 +70,9 @@ class AccountingConfig:
     journal_dir: str = ""  # empty: `journal` inside data_dir
     journal_max_mb: int = 1024
     stale_after_intervals: int = 3
-    # A new group commit starts at most this often (ms) under load, so records gather into
-    # bigger transactions; after a quiet spell a record is committed at once. 0: no spacing.
+    # Under load a group commit starts no sooner than this (ms) after the previous one was
+    # stored, so records gather into bigger transactions; after a quiet spell a record is
+    # committed at once. 0: whatever is queued is committed at once.
     commit_interval_ms: float = 5.0
 
 
