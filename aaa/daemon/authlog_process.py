@@ -170,10 +170,12 @@ class AuthLogProcess:
         with contextlib.suppress(OSError, ValueError):
             self._connection.send_bytes(_STOP)
 
-    def _take(self) -> tuple[list[bytes], int, dict[int, str]]:
-        """Sealed chunks up to about `batch` rows (leftovers sealed first), and MACs to learn."""
-        if len(self._records) < self._chunk:
-            self._seal(self._chunk)  # a quiet period's leftovers: the reactor won't seal them
+    def _take(self, leftovers: bool) -> tuple[list[bytes], int, dict[int, str]]:
+        """Sealed chunks up to about `batch` rows, and MACs to learn; `leftovers`: first seal
+        what is buffered below a chunk (after a quiet interval, or at stop: the reactor
+        will not seal it). While chunks keep coming the reactor seals them all."""
+        if leftovers and len(self._records) < self._chunk:
+            self._seal(self._chunk)
         chunks: list[bytes] = []
         rows = 0
         while self._sealed and rows < self._batch:
@@ -203,9 +205,10 @@ class AuthLogProcess:
             self._metrics.authlog_write.observe(seconds)
 
     def _run(self) -> None:
+        quiet = False  # the last wait timed out: no chunk was sealed for a whole interval
         while True:
             stopping = self._stopping.is_set()
-            chunks, rows, learned = self._take()
+            chunks, rows, learned = self._take(leftovers=quiet or stopping)
             if chunks or learned:
                 try:
                     assert self._connection is not None
@@ -225,6 +228,8 @@ class AuthLogProcess:
             self._drain_acks()
             if stopping and not self._records and not self._sealed:
                 return
-            if not chunks:
-                self._wake.wait(self._interval)
+            if chunks:
+                quiet = False  # leftovers once per quiet interval, never in a loop of small chunks
+            else:
+                quiet = not self._wake.wait(self._interval)
                 self._wake.clear()
