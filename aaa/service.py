@@ -46,7 +46,7 @@ from aaa.policy.view import SubscriberView
 from aaa.radius import DuplicateCache, load_dictionary
 from aaa.radius.dictionary import Dictionary
 from aaa.radius.errors import DictionaryError
-from aaa.radius.transport import RadiusProtocol
+from aaa.radius.transport import RadiusProtocol, adopt_radius_port
 from management import subscriber_passwords
 from management.equipment_passwords import SecretsKeyError, current_key
 from management.errors import RuleViolation
@@ -321,14 +321,14 @@ class RadiusDaemon:
         # Workers share the port; each request goes to the one its authenticator names
         # (even load whatever the NAS count, retransmissions to the same worker).
         spread = opts.workers > 1 and spread_by_authenticator(auth_sock, opts.workers)
-        self.ports.append(self.reactor.adoptDatagramPort(auth_sock.fileno(), auth_sock.family, protocol))
+        self.ports.append(adopt_radius_port(self.reactor, auth_sock, protocol))
         self.metrics.receive_drops.sockets["auth"] = os.fstat(auth_sock.fileno()).st_ino
         auth_port = auth_sock.getsockname()[1]
         auth_sock.close()  # the reactor holds its own duplicate of the descriptor
         acct_protocol = RadiusProtocol(self.acct.handle, self.reactor,
                                        self.metrics.latency.observer("acct"),
                                        lambda: self.metrics.drop("internal_error", "any"))
-        acct_port = self.reactor.adoptDatagramPort(acct_sock.fileno(), acct_sock.family, acct_protocol)
+        acct_port = adopt_radius_port(self.reactor, acct_sock, acct_protocol)
         self.metrics.receive_drops.sockets["acct"] = os.fstat(acct_sock.fileno()).st_ino
         self.ports.append(acct_port)
         self.acct.send = acct_protocol.send

@@ -1,7 +1,9 @@
 """RadiusProtocol: replies to one reactor turn's datagrams leave together, in order.
 
 Time is `twisted.internet.task.Clock`; the replies go out through a real UDP socket on
-127.0.0.1 and are read back by another.
+127.0.0.1 and are read back by another. The RadiusPort tests put Twisted's own UDP port
+on such a socket, with Twisted's MemoryReactorClock standing in for the event loop: the
+test calls `doRead` where the reactor would on a readable socket.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 
-from aaa.radius.transport import MAX_HELD, RadiusProtocol
+from aaa.radius.transport import MAX_HELD, RadiusPort, RadiusProtocol, adopt_radius_port
 
 
 class SocketTransport:
@@ -159,3 +162,48 @@ def test_replies_held_when_the_port_stops_still_leave(pair: tuple[socket.socket,
     protocol.datagramReceived(b"last", client.getsockname())
     protocol.doStop()
     assert received(client) == [b"re:last"]
+
+
+def radius_port_on(server: socket.socket, handle=echo) -> tuple[RadiusPort, MemoryReactorClock]:  # type: ignore[no-untyped-def]
+    reactor = MemoryReactorClock()
+    server.setblocking(False)
+    protocol = RadiusProtocol(handle, reactor)
+    port = adopt_radius_port(reactor, server, protocol)
+    return port, reactor
+
+
+def test_a_radius_port_flushes_as_its_read_ends(pair: tuple[socket.socket, socket.socket]) -> None:
+    """On a RadiusPort the replies to one read leave when the read loop ends, in order,
+    with no timed call scheduled (a callLater(0) per turn costs an extra poll)."""
+    server, client = pair
+    port, reactor = radius_port_on(server)
+    try:
+        assert port in reactor.getReaders()
+        for n in range(3):
+            client.sendto(b"req%d" % n, server.getsockname())
+        port.doRead()
+        assert reactor.getDelayedCalls() == []
+        assert received(client) == [b"re:req0", b"re:req1", b"re:req2"]
+    finally:
+        port.connectionLost(None)
+
+
+def test_a_radius_port_still_caps_what_it_holds(pair: tuple[socket.socket, socket.socket]) -> None:
+    """Inside one long read the first MAX_HELD replies leave without waiting for its end;
+    the rest at the end of the read."""
+    server, client = pair
+    sent: list[int] = []
+
+    def handle(data: bytes, host: str, port: int, now: float) -> bytes | None:
+        sent.append(len(received(client)))  # replies the client had when this one was handled
+        return b"re:" + data
+
+    port, _ = radius_port_on(server, handle)
+    try:
+        for n in range(MAX_HELD + 2):
+            client.sendto(b"r%d" % n, server.getsockname())
+        port.doRead()
+        assert sent[MAX_HELD - 1] == 0 and sent[MAX_HELD] == MAX_HELD
+        assert received(client) == [b"re:r%d" % MAX_HELD, b"re:r%d" % (MAX_HELD + 1)]
+    finally:
+        port.connectionLost(None)

@@ -1,18 +1,25 @@
 """The one thin Twisted transport: a datagram in, handed to a handler, its reply out.
 
 Replies are coalesced: those to the datagrams read in one reactor turn leave together
-right after it (a `callLater(0)`), at most `MAX_HELD` at a time. On a loopback or a busy
-NIC each `sendto` that finds its peer asleep pays for waking it; sent in a row, the
-replies of a burst wake it once (measured with two workers at a window of 16: ~25 %
-less CPU per request, +7 to +30 % throughput over alternating runs). A lone request
-waits for nothing: its flush runs at the start of the very next reactor turn.
+right after it, at most `MAX_HELD` at a time. On a loopback or a busy NIC each `sendto`
+that finds its peer asleep pays for waking it; sent in a row, the replies of a burst wake
+it once (measured with two workers at a window of 16: ~25 % less CPU per request, +7 to
++30 % throughput over alternating runs). A lone request waits for nothing.
+
+"Right after it": on a `RadiusPort` (how the daemon listens) the port flushes as its read
+loop ends; on any other transport a `callLater(0)` flushes at the start of the next turn.
+The port's flush saves a timed call and an extra zero-timeout poll per turn, which at a
+fixed 10,000 requests/s (two or three per turn) showed in the tail: p50 2.4/1.1/3.1 ->
+1.6/0.7/2.3 ms, p99 13/11/32 -> 11/8.5/17 ms in three alternated pairs of runs.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from twisted.internet import udp
 from twisted.internet.protocol import DatagramProtocol
 
 from aaa.log import log_event
@@ -47,6 +54,10 @@ class RadiusProtocol(DatagramProtocol):
         self.observe = observe
         self.on_error = on_error
         self._held: list[tuple[bytes, tuple[str, int]]] = []
+        self._port_flushes = False  # the transport is a RadiusPort: no callLater needed
+
+    def startProtocol(self) -> None:
+        self._port_flushes = isinstance(self.transport, RadiusPort)
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
         host, port = addr[0], addr[1]
@@ -60,7 +71,7 @@ class RadiusProtocol(DatagramProtocol):
             return
         if reply is not None and self.transport is not None:
             held = self._held
-            if not held:
+            if not held and not self._port_flushes:
                 self.clock.callLater(0, self.flush)
             held.append((reply, addr))
             if len(held) >= MAX_HELD:
@@ -94,3 +105,25 @@ class RadiusProtocol(DatagramProtocol):
         except OSError:
             # zope-interface stubs confuse mypy about `self` in IUDPTransport.write
             self.transport.write(reply, addr)  # type: ignore[misc,arg-type,call-arg]
+
+
+class RadiusPort(udp.Port):
+    """Twisted's UDP port, flushing its RadiusProtocol's held replies as each read ends."""
+
+    protocol: RadiusProtocol
+
+    def doRead(self) -> None:
+        try:
+            super().doRead()  # type: ignore[no-untyped-call]
+        finally:
+            self.protocol.flush()
+
+
+def adopt_radius_port(reactor: Any, sock: socket.socket, protocol: RadiusProtocol) -> RadiusPort:
+    """Listen on a bound, non-blocking UDP socket, as `reactor.adoptDatagramPort` does but
+    with a `RadiusPort` (Twisted's own classmethod for adopting a descriptor; the reactor
+    keeps a duplicate of it, so the caller may close `sock`)."""
+    port: RadiusPort = RadiusPort._fromListeningDescriptor(  # type: ignore[no-untyped-call]
+        reactor, sock.fileno(), sock.family, protocol, maxPacketSize=8192)
+    port.startListening()  # type: ignore[no-untyped-call]
+    return port
