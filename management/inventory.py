@@ -24,7 +24,7 @@ from aaa.db.models import Nas, Pop, Service
 from aaa.db.models_inventory import Olt, PonPort
 from management import audit
 from management.context import Context
-from management.equipment_passwords import SecretsKeyError, current_key
+from management.equipment_passwords import SecretKey, SecretsKeyError, current_key
 from management.errors import NotFound, RuleViolation
 from management.network import get_nas, get_pop
 from management.services import CANCELLED, find_service
@@ -138,19 +138,35 @@ def reveal_password(ctx: Context, config: SecretsConfig, ref: str) -> str | None
     return password
 
 
-def rekey_olt_passwords(ctx: Context, old_config: SecretsConfig, new_config: SecretsConfig) -> int:
-    """Re-encrypt every OLT password from the old key to the new (for a key rotation)."""
+def rekey_olt_passwords(ctx: Context, config: SecretsConfig, new_key: SecretKey) -> int:
+    """Re-encrypt every OLT password from the configured key to `new_key` in the caller's
+    transaction (`aaa passwords rotate-key`); the count of OLTs re-keyed.
+
+    All or nothing, like `equipment_passwords.rotate_key`: a password under a third key
+    (`SecretsKeyError`) or one that does not decrypt (`olt.password_corrupt`) refuses the
+    whole rotation, and the caller rolls back. Each re-keyed OLT gets a "rekey" history row.
+    """
     ctx.require("passwords.edit")
-    old_key, new_key = current_key(old_config), current_key(new_config)
+    old_key = current_key(config)
+    # FOR UPDATE (PostgreSQL): a concurrent password edit waits instead of being overwritten
+    # by the ciphertext of the value read here.
+    olts = list(ctx.session.scalars(select(Olt).where(Olt.password_encrypted.is_not(None))
+                                    .order_by(Olt.id).with_for_update()))
     count = 0
-    for olt in ctx.session.scalars(select(Olt).where(Olt.password_encrypted.is_not(None))):
+    for olt in olts:
         if olt.password_key_id == new_key.key_id:
             continue
         if olt.password_key_id != old_key.key_id:
-            raise SecretsKeyError(f"secrets.key: the password of OLT {olt.name} was encrypted "
-                                  f"with key {olt.password_key_id}, not {old_key.key_id}")
+            raise SecretsKeyError(f"secrets.key: the password of OLT {olt.name} was encrypted with key "
+                                  f"{olt.password_key_id}, but the configured key is {old_key.key_id}; "
+                                  "nothing was rotated")
         assert olt.password_encrypted is not None
-        plain = old_key.decrypt(olt.password_encrypted, olt.id)
+        try:
+            plain = old_key.decrypt(olt.password_encrypted, olt.id)
+        except (ValueError, UnicodeDecodeError):
+            raise RuleViolation("olt.password_corrupt",
+                                f"the password of OLT {olt.name} does not decrypt: the stored value "
+                                "was altered or damaged; nothing was rotated") from None
         olt.password_encrypted = new_key.encrypt(plain, olt.id)
         olt.password_key_id = new_key.key_id
         audit.record(ctx, "olt", olt.id, "rekey",

@@ -97,12 +97,23 @@ def any_sealed(ctx: Context) -> bool:
 
 
 def reseal_all(ctx: Context, old: SecretKey | None, new: SecretKey) -> int:
-    """Seal every stored subscriber password with `new` (clear ones included); the count."""
+    """Seal every stored subscriber password with `new` (clear ones included); the count.
+
+    A sealed value that does not open (altered or damaged) refuses the whole rotation
+    (`subscriber_password.corrupt`: the caller rolls back)."""
+    from management.errors import RuleViolation
+
     changed = 0
     for service in ctx.session.scalars(select(Service).order_by(Service.id)):
         if is_sealed(service.password) and service.password[len(PREFIX):].startswith(new.key_id + ":"):
             continue
-        service.password = seal(new, unseal(old, service.password))
+        try:
+            plain = unseal(old, service.password)
+        except (ValueError, IndexError):  # bad base64, a short blob, a failed tag, bad UTF-8
+            raise RuleViolation("subscriber_password.corrupt",
+                                f"the password of {service.login} does not decrypt: the stored value "
+                                "was altered or damaged; nothing was rotated") from None
+        service.password = seal(new, plain)
         changed += 1
     ctx.session.flush()
     return changed

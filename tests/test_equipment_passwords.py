@@ -462,3 +462,141 @@ def test_cli_rotate_key(cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
                 {ep.SecretKey.from_base64(KEY_C, "k").key_id}
     finally:
         engine.dispose()
+
+
+# --- rotate-key and the OLT passwords (same [secrets] key) ------------------------------------
+
+
+def _cli_olts(cli: Cli) -> None:
+    """Two OLTs with a management password and one without, and an equipment password."""
+    for args in (
+        ["passwords", "add", "ana", "--kind", "ONU", "--password", SECRET],
+        ["olt", "add", "OLT-A", "--ip", "10.9.0.1", "--vendor", "zte", "--model", "C300",
+         "--user", "adm", "--password", "olt-a-pw"],
+        ["olt", "add", "OLT-B", "--ip", "10.9.0.2", "--vendor", "huawei", "--model", "MA5800",
+         "--user", "adm", "--password", "olt-b-pw"],
+        ["olt", "add", "OLT-C", "--ip", "10.9.0.3", "--vendor", "huawei", "--model", "MA5800"],
+    ):
+        result = cli(*args)
+        assert result.code == 0, result.err
+
+
+def _dump(cli: Cli, *tables: str) -> dict[str, list[tuple[object, ...]]]:
+    engine = create_engine(cli.url)  # type: ignore[attr-defined]
+    try:
+        with engine.connect() as connection:
+            return {t: [tuple(r) for r in connection.execute(text(f"SELECT * FROM {t} ORDER BY id"))]
+                    for t in tables}
+    finally:
+        engine.dispose()
+
+
+def test_cli_rotate_key_rekeys_olt_passwords(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rotate-key moves the OLT passwords to the new key with the equipment passwords: with the
+    new key configured `olt show --show-password` gives the original back, each re-keyed OLT
+    has a "rekey" history row, and the output counts them as `olt_passwords`."""
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
+    _cli_setup(cli)
+    _cli_olts(cli)
+    rotated = cli("passwords", "rotate-key", "--new-key", KEY_B, "--format", "json")
+    assert rotated.code == 0, rotated.err
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_B)
+    for name, password in (("OLT-A", "olt-a-pw"), ("10.9.0.2", "olt-b-pw")):
+        shown = cli("olt", "show", name, "--show-password", "--format", "json")
+        assert shown.code == 0, shown.err
+        assert shown.json["password"] == password
+    assert (rotated.json["entries"], rotated.json["olt_passwords"], rotated.json["subscriber_passwords"]) \
+        == (1, 2, 0)
+    assert cli("olt", "show", "OLT-C", "--show-password", "--format", "json").json["password"] is None
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
+    old = cli("olt", "show", "OLT-A", "--show-password")
+    assert old.code == 2 and "secrets.key" in old.err and "olt-a-pw" not in old.err
+    new_key_id = ep.SecretKey.from_base64(KEY_B, "k").key_id
+    engine = create_engine(cli.url)  # type: ignore[attr-defined]
+    try:
+        with Session(engine) as session:
+            rekeys = session.scalars(select(HistoryEntry).where(HistoryEntry.object_type == "olt",
+                                                                HistoryEntry.action == "rekey")).all()
+            assert sorted(r.note or "" for r in rekeys) == ["OLT-A", "OLT-B"]
+            assert all(new_key_id in r.changes and KEY_B not in r.changes for r in rekeys)
+            key_ids = [k for (k,) in session.execute(text("SELECT password_key_id FROM olts ORDER BY id"))]
+            assert key_ids == [new_key_id, new_key_id, None]
+    finally:
+        engine.dispose()
+
+
+def test_cli_rotate_key_refused_by_a_corrupt_olt_password(cli: Cli, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """An OLT password that does not decrypt under the configured key refuses the whole rotation:
+    exit 1 naming `olt.password_corrupt`, and no equipment, OLT or (sealed) subscriber password
+    re-keyed, no history row written; the old key still opens everything."""
+    (tmp_path / "aaa.toml").write_text("[secrets]\nencrypt_subscriber_passwords = true\n")  # ./aaa.toml
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
+    _cli_setup(cli)
+    _cli_olts(cli)
+    engine = create_engine(cli.url)  # type: ignore[attr-defined]
+    try:
+        with engine.begin() as connection:  # OLT-A's ciphertext copied onto OLT-B: bound to its id
+            connection.execute(text("UPDATE olts SET password_encrypted = "
+                                    "(SELECT password_encrypted FROM olts WHERE name = 'OLT-A') "
+                                    "WHERE name = 'OLT-B'"))
+    finally:
+        engine.dispose()
+    tables = ("equipment_passwords", "olts", "services", "history")
+    before = _dump(cli, *tables)
+    assert before["services"] and all("aes1:" in repr(row) for row in before["services"])
+    refused = cli("passwords", "rotate-key", "--new-key", KEY_B)
+    assert refused.code == 1, refused.err
+    assert "olt.password_corrupt" in refused.err and "OLT-B" in refused.err
+    assert len(refused.err.strip().splitlines()) == 1
+    assert not any(s in refused.err for s in (SECRET, "olt-a-pw", "olt-b-pw", KEY_A, KEY_B))
+    assert _dump(cli, *tables) == before
+    assert cli("passwords", "show", "ana", "1", "--format", "json").json["password"] == SECRET
+    assert cli("olt", "show", "OLT-A", "--show-password", "--format", "json").json["password"] == "olt-a-pw"
+
+
+def test_cli_rotate_key_refused_by_an_olt_password_under_a_third_key(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OLT password under neither the configured nor the new key refuses the whole rotation
+    as a key problem (exit 2 naming secrets.key and that key, like an equipment password under
+    a third key); nothing is re-keyed."""
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
+    _cli_setup(cli)
+    _cli_olts(cli)
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_C)  # OLT-C's password is written under a third key
+    assert cli("olt", "edit", "OLT-C", "--password", "olt-c-pw").code == 0
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
+    before = _dump(cli, "equipment_passwords", "olts")
+    refused = cli("passwords", "rotate-key", "--new-key", KEY_B)
+    assert refused.code == 2, refused.err
+    assert "secrets.key" in refused.err and ep.SecretKey.from_base64(KEY_C, "k").key_id in refused.err
+    assert "OLT-C" in refused.err and len(refused.err.strip().splitlines()) == 1
+    assert _dump(cli, "equipment_passwords", "olts") == before
+
+
+def test_cli_rotate_key_refused_by_a_corrupt_subscriber_password(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A sealed subscriber password that does not open (its tag altered) refuses the whole
+    rotation with one line naming `subscriber_password.corrupt` and the login, exit 1 — not a
+    traceback — and nothing is re-keyed."""
+    (tmp_path / "aaa.toml").write_text("[secrets]\nencrypt_subscriber_passwords = true\n")  # ./aaa.toml
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
+    _cli_setup(cli)
+    _cli_olts(cli)
+    engine = create_engine(cli.url)  # type: ignore[attr-defined]
+    try:
+        with engine.begin() as connection:  # the last base64 quartet changed: the GCM tag fails
+            stored = connection.execute(
+                text("SELECT password FROM services WHERE login = 'ana'")).scalar_one()
+            damaged = stored[:-4] + ("AAAA" if stored[-4:] != "AAAA" else "BBBB")
+            connection.execute(text("UPDATE services SET password = :p WHERE login = 'ana'"), {"p": damaged})
+    finally:
+        engine.dispose()
+    tables = ("equipment_passwords", "olts", "services", "history")
+    before = _dump(cli, *tables)
+    refused = cli("passwords", "rotate-key", "--new-key", KEY_B)
+    assert refused.code == 1, refused.err
+    assert "subscriber_password.corrupt" in refused.err and "ana" in refused.err
+    assert len(refused.err.strip().splitlines()) == 1 and "Traceback" not in refused.err
+    assert not any(s in refused.err for s in (SECRET, "pppoe-pw", KEY_A, KEY_B))
+    assert _dump(cli, *tables) == before

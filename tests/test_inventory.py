@@ -14,6 +14,7 @@ from aaa.db.models import ChangeFeedEntry, HistoryEntry, Service
 from aaa.db.models_inventory import Olt
 from management import inventory, network, services
 from management.context import Context
+from management.equipment_passwords import current_key
 from management.errors import RuleViolation
 from tests import factories
 from tests.conftest import CliResult
@@ -67,7 +68,7 @@ def test_olt_password_is_stored_encrypted(ctx: Context) -> None:
     assert [r.action for r in rows] == ["create", "view_password"]
     assert all("olt-pass-123" not in r.changes for r in rows)
     other = SecretsConfig(key=base64.b64encode(bytes(32)).decode())
-    assert inventory.rekey_olt_passwords(ctx, SECRETS, other) == 1
+    assert inventory.rekey_olt_passwords(ctx, SECRETS, current_key(other)) == 1
     assert inventory.reveal_password(ctx, other, "10.9.2.1") == "olt-pass-123"
 
 

@@ -9,7 +9,7 @@ import click
 
 from aaa.cliutil import AppState, format_option, pass_state, render
 from management import equipment_passwords as ep
-from management import subscriber_passwords
+from management import inventory, subscriber_passwords
 
 
 @click.group("passwords")
@@ -135,6 +135,8 @@ def delete(state: AppState, login: str, entry: int) -> None:
 def rotate_key(state: AppState, new_key: str | None, new_key_file: str | None) -> None:
     """Re-encrypt every entry with a new key, in one transaction (passwords.edit).
 
+    Every value under the key moves: equipment passwords, OLT management passwords and
+    sealed subscriber (PPPoE) passwords; one that does not decrypt refuses the whole rotation.
     The configured key (secrets.key, key_file or AAA_SECRETS_KEY) must be the current one;
     afterwards put the new key in the configuration.
     """
@@ -151,12 +153,14 @@ def rotate_key(state: AppState, new_key: str | None, new_key_file: str | None) -
         raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint=name) from None
     with state.context() as ctx:
         result = ep.rotate_key(ctx, state.config.secrets, key)
+        # OLT passwords are under the same key: left behind, they would not open after the switch.
+        olts = inventory.rekey_olt_passwords(ctx, state.config.secrets, key)
         # Subscribers' PPPoE passwords, when sealed (or to be sealed), move to the new key too.
         resealed = 0
         if state.config.secrets.encrypt_subscriber_passwords or subscriber_passwords.any_sealed(ctx):
             resealed = subscriber_passwords.reseal_all(ctx, ep.current_key(state.config.secrets), key)
     render(state, {"old_key_id": result.old_key_id, "new_key_id": result.new_key_id,
-                   "entries": result.entries, "subscriber_passwords": resealed})
+                   "entries": result.entries, "olt_passwords": olts, "subscriber_passwords": resealed})
     if state.output_format == "table":
         click.echo("now put the new key in the configuration (secrets.key, key_file or "
                    "AAA_SECRETS_KEY)", err=True)
