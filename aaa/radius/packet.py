@@ -7,7 +7,7 @@ the recommended layout are split into their sub-attributes, keyed (vendor, type)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -205,6 +205,32 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
     # Octets past Length are padding (§3); bytes() also freezes a bytearray/memoryview.
     if length < size or type(data) is not bytes:
         data = bytes(data[:length])
+    # The compiled split answers None for a packet it would refuse: the Python loop then
+    # raises the precise error.
+    split = _compiled_split(data, dictionary.odd_vendor_formats) if _compiled_split else None
+    if split is None:
+        split = split_attributes(data, dictionary.odd_vendor_formats)
+    packet = _new_packet(Packet)
+    s0, s1, s2, s3, s4, s5, s6, s7 = _SLOT_SETTERS
+    s0(packet, data[0])
+    s1(packet, data[1])
+    s2(packet, data[4:20])
+    s3(packet, split[0])
+    s4(packet, data)
+    s5(packet, dictionary)
+    s6(packet, split[1])
+    s7(packet, split[2])
+    return packet
+
+
+Split = tuple[tuple[tuple[AttrKey, bytes], ...], int, int]
+
+
+def split_attributes(data: bytes, odd_vendors: Container[int]) -> Split:
+    """The attributes of a packet whose header `decode` checked (Length == len(data)):
+    ((key, raw value) pairs, the Message-Authenticator's offset or NO_MA / DUPLICATE_MA,
+    the Proxy-State count). The reference for `aaa.radius._speedups.split_attributes`."""
+    length = len(data)
     attributes: list[tuple[AttrKey, bytes]] = []
     append = attributes.append
     ma_at = NO_MA
@@ -227,7 +253,7 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
         if kind == 26:
             if end - pos > 6:
                 vendor = int.from_bytes(data[pos + 2 : pos + 6], "big")
-                if vendor not in dictionary.odd_vendor_formats:
+                if vendor not in odd_vendors:
                     subs = _split_vsa(data, pos + 6, end, vendor)
                     if subs:
                         attributes.extend(subs)
@@ -240,17 +266,13 @@ def decode(data: bytes, dictionary: Dictionary) -> Packet:
             proxy_states += 1
         append((kind, data[pos + 2 : end]))
         pos = end
-    packet = _new_packet(Packet)
-    s0, s1, s2, s3, s4, s5, s6, s7 = _SLOT_SETTERS
-    s0(packet, data[0])
-    s1(packet, data[1])
-    s2(packet, data[4:20])
-    s3(packet, tuple(attributes))
-    s4(packet, data)
-    s5(packet, dictionary)
-    s6(packet, ma_at)
-    s7(packet, proxy_states)
-    return packet
+    return tuple(attributes), ma_at, proxy_states
 
 
 _new_packet = object.__new__
+
+_compiled_split: Callable[[bytes, Container[int]], Split | None] | None
+try:
+    from aaa.radius._speedups import split_attributes as _compiled_split
+except ImportError:  # built without a C compiler: the Python loop does the same work
+    _compiled_split = None
