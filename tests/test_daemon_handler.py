@@ -71,6 +71,21 @@ def test_accept_has_message_authenticator_first_and_verifies() -> None:
     assert rows[0].result == "accept" and rows[0].login == "ana"
 
 
+def test_the_auth_log_record_has_every_field_in_its_place() -> None:
+    """The record handed to the auth log (built positionally, for speed) equals one built
+    field by field by name: a MAC learned, the interface given, the plan's pool and speed."""
+    handler, rows = make_handler()
+    packet, _ = pap(extra=[("Calling-Station-Id", "aa:bb:cc:dd:ee:01"), ("NAS-Port-Id", "vlan100")])
+    assert handler.handle(packet, "10.0.0.1", 5000, 1000.0) is not None
+    assert type(rows[0]) is AuthRecord
+    assert rows[0] == AuthRecord(
+        at=1000.0, login="ana", service_id=1, nas_id=1, nas_ip="10.0.0.1", result="accept",
+        reason="learning MAC AA:BB:CC:DD:EE:01; speed from plan FIBRA", mac="aa:bb:cc:dd:ee:01",
+        mac_differs=False, interface="vlan100", interface_differs=False, ip=None, pool="pool-fibra",
+        download_kbps=100_000, upload_kbps=50_000)
+    assert learned == ["AA:BB:CC:DD:EE:01"]
+
+
 def test_unknown_client_is_silent_and_counted() -> None:
     """A datagram from an address that is no NAS gets no reply and is counted once."""
     handler, rows = make_handler()

@@ -85,6 +85,7 @@ class Credentials:
     mppe_recv: bytes | None = None
 
 
+_new_record = tuple.__new__
 _PAP_OK, _PAP_FAILED = Credentials(True, "pap"), Credentials(False, "pap")
 _CHAP_OK, _CHAP_FAILED = Credentials(True, "chap"), Credentials(False, "chap")
 _NO_METHOD = Credentials(False, "none")
@@ -216,11 +217,12 @@ class AuthHandler:
         verdict = decision.verdict.value
         self.metrics.requests.inc(nas.name, credentials.method, verdict)
         reasons = decision.reasons
-        self.sink(AuthRecord(now, login, decision.service_id, nas.id, nas.ip, verdict,
-                             reasons[0] if len(reasons) == 1 else "; ".join(reasons), mac_text,
-                             decision.mac_differs, port_id, decision.interface_differs, decision.ip,
-                             decision.pool, decision.download_kbps, decision.upload_kbps),
-                  decision.learn_mac)
+        # AuthRecord's fields in order, straight into the tuple (its constructor costs more).
+        self.sink(_new_record(AuthRecord, (
+            now, login, decision.service_id, nas.id, nas.ip, verdict,
+            reasons[0] if len(reasons) == 1 else "; ".join(reasons), mac_text,
+            decision.mac_differs, port_id, decision.interface_differs, decision.ip,
+            decision.pool, decision.download_kbps, decision.upload_kbps)), decision.learn_mac)
         return reply
 
     def _canonical_mac(self, text: str) -> str:

@@ -22,6 +22,13 @@ except ImportError:  # pragma: no cover - CPython without the built-in module
 
 _new: Callable[[bytes], _Hash] = _md5
 
+
+class _HexHash(_Hash, Protocol):
+    def hexdigest(self) -> str: ...
+
+
+new_md5: Callable[[bytes], _HexHash] = _md5  # a hash object, for hexdigest()
+
 _PADS: dict[bytes, tuple[bytes, bytes]] = {}
 _MAX_SECRETS = 4096  # one per NAS secret; a bound keeps a misuse from growing forever
 
