@@ -6,4 +6,4 @@ without it and `aaa.radius.packet` uses its Python loop (same results, slower).
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("aaa.radius._speedups", ["aaa/radius/_speedups.c"], optional=True)])
+setup(ext_modules=[Extension("aaa._speedups", ["aaa/_speedups.c"], optional=True)])

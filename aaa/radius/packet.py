@@ -229,7 +229,7 @@ Split = tuple[tuple[tuple[AttrKey, bytes], ...], int, int]
 def split_attributes(data: bytes, odd_vendors: Container[int]) -> Split:
     """The attributes of a packet whose header `decode` checked (Length == len(data)):
     ((key, raw value) pairs, the Message-Authenticator's offset or NO_MA / DUPLICATE_MA,
-    the Proxy-State count). The reference for `aaa.radius._speedups.split_attributes`."""
+    the Proxy-State count). The reference for `aaa._speedups.split_attributes`."""
     length = len(data)
     attributes: list[tuple[AttrKey, bytes]] = []
     append = attributes.append
@@ -273,6 +273,6 @@ _new_packet = object.__new__
 
 _compiled_split: Callable[[bytes, Container[int]], Split | None] | None
 try:
-    from aaa.radius._speedups import split_attributes as _compiled_split
+    from aaa._speedups import split_attributes as _compiled_split
 except ImportError:  # built without a C compiler: the Python loop does the same work
     _compiled_split = None

@@ -1,26 +1,33 @@
-"""The compiled attribute split (aaa/radius/_speedups.c) against the Python loop it speeds up.
+"""The compiled loops (aaa/_speedups.c) against the Python references they speed up.
 
-`decode` trusts the compiled answer and falls back to the Python loop only when it says
-None, so the two must agree on every input: the same (attributes, Message-Authenticator
-offset, Proxy-State count), and None exactly where the Python loop raises MalformedPacket.
+- The attribute split: `decode` trusts the compiled answer and falls back to the Python
+  loop only when it says None, so the two must agree on every input: the same (attributes,
+  Message-Authenticator offset, Proxy-State count), and None exactly where the Python loop
+  raises MalformedPacket.
+- The accounting upsert's array literals: the same text, cell for cell, as `pg_arrays`
+  (tests/test_accounting_store.py sends awkward values through PostgreSQL and back).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aaa.db import accounting as accounting_db
 from aaa.radius import MalformedPacket, decode, load_dictionary
 from aaa.radius import packet as packet_module
 from aaa.radius.packet import split_attributes
 from tests.fuzz.harness import VENDORS, load_corpus, load_crashers
 
 compiled = packet_module._compiled_split
-needs_it = pytest.mark.skipif(compiled is None, reason="aaa.radius._speedups not built (no C compiler)")
+needs_it = pytest.mark.skipif(compiled is None, reason="aaa._speedups not built (no C compiler)")
+arrays = accounting_db._compiled_arrays
 
 DICT = load_dictionary()
 ODD = DICT.odd_vendor_formats
@@ -49,9 +56,9 @@ def test_the_extension_is_built() -> None:
     elsewhere a machine without a C compiler runs the Python loop and skips these tests."""
     if compiled is None:
         if os.environ.get("AAA_REQUIRE_SPEEDUPS") == "1":
-            pytest.fail("aaa.radius._speedups is not built (AAA_REQUIRE_SPEEDUPS=1)")
-        pytest.skip("aaa.radius._speedups not built (no C compiler)")
-    assert compiled.__module__ == "aaa.radius._speedups"
+            pytest.fail("aaa._speedups is not built (AAA_REQUIRE_SPEEDUPS=1)")
+        pytest.skip("aaa._speedups not built (no C compiler)")
+    assert compiled.__module__ == "aaa._speedups" and arrays is not None
 
 
 @needs_it
@@ -145,3 +152,59 @@ def test_arbitrary_bodies_split_the_same(body: bytes) -> None:
 def test_the_odd_vendor_set_is_honoured(attributes: list[bytes], odd: frozenset[int]) -> None:
     """A vendor in the odd-format set is never split, whatever set the dictionary has."""
     assert_same(framed(b"".join(attributes)), odd)
+
+
+# --- the accounting upsert's array literals -----------------------------------------------------
+
+KINDS = accounting_db._KINDS
+_zones = st.sampled_from([UTC, UTC, timezone(timedelta(hours=-3)), None])
+_moment = st.builds(lambda d, tz: d.replace(tzinfo=tz), st.datetimes(), _zones)
+_cell = {
+    ord("t"): st.one_of(st.none(), st.text(max_size=12), st.sampled_from(['a"b', "c\\d", '\\"', "NULL", ""])),
+    ord("d"): st.one_of(st.none(), _moment,
+                        st.datetimes().map(lambda d: d.replace(microsecond=0, tzinfo=UTC))),
+    ord("n"): st.one_of(st.none(), st.integers(), st.integers(-5, 5)),
+}
+_row = st.tuples(*(_cell[kind] for kind in KINDS))
+
+
+def test_the_kinds_match_the_columns() -> None:
+    """One kind per upsert column: the timestamps 'd', the numbers 'n', the rest text."""
+    assert len(KINDS) == len(accounting_db._COLUMNS)
+    named = dict(zip(accounting_db._COLUMNS, KINDS.decode(), strict=True))
+    assert (named["started_at"], named["updated_at"], named["stopped_at"]) == ("d", "d", "d")
+    assert (named["nas_id"], named["input_octets"], named["unique_id"], named["mac"]) == ("n", "n", "t", "t")
+
+
+@needs_it
+def test_array_literals_on_known_rows() -> None:
+    """Pinned: quotes and backslashes escaped, NULLs, a UTC time with and without microseconds,
+    another zone through its own isoformat, a text column without anything to escape."""
+    assert arrays is not None
+    at = datetime(2026, 11, 24, 5, 6, 7, 89, tzinfo=UTC)
+    base: list[Any] = ["u", 'say "hi"', 1, "10.0.0.1", "back\\slash", None, "p", "m", None, None, None,
+                       at, at.replace(microsecond=0), at.astimezone(timezone(timedelta(hours=-3))),
+                       600, 2**40, 0, None]
+    rows = [tuple(base), tuple(base)]
+    literals = arrays(rows, KINDS)
+    assert literals == accounting_db.pg_arrays(rows)
+    assert literals[0] == '{"u","u"}'
+    assert literals[1] == '{"say \\"hi\\"","say \\"hi\\""}'
+    assert literals[4] == '{"back\\\\slash","back\\\\slash"}'
+    assert literals[5] == "{NULL,NULL}"
+    assert literals[11] == "{2026-11-24T05:06:07.000089+00:00,2026-11-24T05:06:07.000089+00:00}"
+    assert literals[12] == "{2026-11-24T05:06:07+00:00,2026-11-24T05:06:07+00:00}"
+    assert literals[13].startswith("{2026-11-24T02:06:07.000089-03:00,")
+    assert arrays([], KINDS) == [] == accounting_db.pg_arrays([])
+    with pytest.raises(ValueError):
+        arrays([("too", "short")], KINDS)
+
+
+@needs_it
+@SETTINGS
+@given(st.lists(_row, max_size=8))
+def test_array_literals_match_the_python_reference(rows: list[tuple[Any, ...]]) -> None:
+    """Any mix of text (quotes, backslashes, any Unicode), NULLs, numbers and timestamps
+    (UTC with and without microseconds, naive, another zone) gives the reference's text."""
+    assert arrays is not None
+    assert arrays(rows, KINDS) == accounting_db.pg_arrays(rows)
