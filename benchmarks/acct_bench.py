@@ -10,7 +10,7 @@ every session is in the database with its last counters; last line JSON
 here (one transaction per packet); the target is >= 15,000 durable records/s.
 
     .venv/bin/python benchmarks/acct_bench.py [--duration 10] [--subscribers 10000] [--window 256]
-        [--workers 1] [--profile]
+        [--workers 2] [--profile]
 
 --profile: during the Interim phase, py-spy samples `aaa serve` (the thread holding the
 GIL), and the CPU seconds of `aaa serve` and of the PostgreSQL processes are read from
@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=256, help="outstanding requests")
     parser.add_argument("--sockets", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1, help="aaa serve --workers")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="`aaa serve --workers N` (default: one per core here, as in auth_bench)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy and CPU per record during the Interim phase")
     args = parser.parse_args(argv)
