@@ -129,7 +129,22 @@ def current_key(config: SecretsConfig) -> SecretKey:
         "or AAA_SECRETS_KEY (make one with `aaa passwords generate-key`)")
 
 
-def _wrong_key(entry_key_id: str, key: SecretKey, what: str) -> SecretsKeyError:
+def opening_key(key_id: str | None, configured: SecretKey, previous: SecretKey | None) -> SecretKey | None:
+    """The key that opens a value stored under `key_id` during a rotation: the configured one,
+    or the `previous` key an earlier rotation left values under; None for any other key."""
+    if key_id == configured.key_id:
+        return configured
+    if previous is not None and key_id == previous.key_id:
+        return previous
+    return None
+
+
+def _wrong_key(entry_key_id: str, key: SecretKey, what: str,
+               previous: SecretKey | None = None) -> SecretsKeyError:
+    if previous is not None:
+        return SecretsKeyError(
+            f"secrets.key: {what} encrypted with key {entry_key_id}, neither the configured key "
+            f"{key.key_id} nor the previous key {previous.key_id}; nothing was rotated")
     return SecretsKeyError(
         f"secrets.key: {what} encrypted with key {entry_key_id}, but the configured key is "
         f"{key.key_id} (wrong key, or the configuration was not updated after "
@@ -317,10 +332,13 @@ class Rotation:
     entries: int
 
 
-def rotate_key(ctx: Context, config: SecretsConfig, new_key: SecretKey) -> Rotation:
+def rotate_key(ctx: Context, config: SecretsConfig, new_key: SecretKey,
+               previous: SecretKey | None = None) -> Rotation:
     """Re-encrypt every entry from the configured key to `new_key` in the caller's transaction.
 
-    All or nothing: an entry under a third key, or one that does not decrypt, refuses the
+    `previous`, when given, is a key an earlier rotation left some entries under: they are
+    opened with it and moved to `new_key` as well (their history row names it as the old key).
+    All or nothing: an entry under any other key, or one that does not decrypt, refuses the
     whole rotation. Afterwards the configuration must name the new key.
     """
     ctx.require("passwords.edit")
@@ -337,10 +355,11 @@ def rotate_key(ctx: Context, config: SecretsConfig, new_key: SecretKey) -> Rotat
     for entry in entries:
         if entry.key_id == new_key.key_id:
             continue
-        if entry.key_id != old_key.key_id:
-            raise _wrong_key(entry.key_id, old_key, f"equipment password {entry.id} was")
+        from_key = opening_key(entry.key_id, old_key, previous)
+        if from_key is None:
+            raise _wrong_key(entry.key_id, old_key, f"equipment password {entry.id} was", previous)
         try:
-            plain = old_key.decrypt(entry.password_encrypted, entry.id)
+            plain = from_key.decrypt(entry.password_encrypted, entry.id)
         except (ValueError, UnicodeDecodeError):
             raise RuleViolation("equipment_password.corrupt",
                                 f"equipment password {entry.id} does not decrypt: the stored value "
@@ -348,7 +367,7 @@ def rotate_key(ctx: Context, config: SecretsConfig, new_key: SecretKey) -> Rotat
         entry.password_encrypted = new_key.encrypt(plain, entry.id)
         entry.key_id = new_key.key_id
         history.append({"object_type": OBJECT_TYPE, "object_id": entry.id, "action": "rekey",
-                        "changes": {"key_id": [old_key.key_id, new_key.key_id]},
+                        "changes": {"key_id": [from_key.key_id, new_key.key_id]},
                         "customer_id": customers.get(entry.service_id)})
     session.flush()
     audit.record_many(ctx, history)

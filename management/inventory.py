@@ -24,7 +24,7 @@ from aaa.db.models import Nas, Pop, Service
 from aaa.db.models_inventory import Olt, PonPort
 from management import audit
 from management.context import Context
-from management.equipment_passwords import SecretKey, SecretsKeyError, current_key
+from management.equipment_passwords import SecretKey, SecretsKeyError, current_key, opening_key
 from management.errors import NotFound, RuleViolation
 from management.network import get_nas, get_pop
 from management.services import CANCELLED, find_service
@@ -138,13 +138,17 @@ def reveal_password(ctx: Context, config: SecretsConfig, ref: str) -> str | None
     return password
 
 
-def rekey_olt_passwords(ctx: Context, config: SecretsConfig, new_key: SecretKey) -> int:
+def rekey_olt_passwords(ctx: Context, config: SecretsConfig, new_key: SecretKey,
+                        previous: SecretKey | None = None) -> int:
     """Re-encrypt every OLT password from the configured key to `new_key` in the caller's
     transaction (`aaa passwords rotate-key`); the count of OLTs re-keyed.
 
-    All or nothing, like `equipment_passwords.rotate_key`: a password under a third key
+    `previous`, when given, is a key an earlier rotation left OLT passwords under (rotations
+    before the OLTs were re-keyed did that): those are opened with it and moved too.
+    All or nothing, like `equipment_passwords.rotate_key`: a password under any other key
     (`SecretsKeyError`) or one that does not decrypt (`olt.password_corrupt`) refuses the
-    whole rotation, and the caller rolls back. Each re-keyed OLT gets a "rekey" history row.
+    whole rotation, and the caller rolls back. Each re-keyed OLT gets a "rekey" history row
+    naming the key it came from.
     """
     ctx.require("passwords.edit")
     old_key = current_key(config)
@@ -156,13 +160,18 @@ def rekey_olt_passwords(ctx: Context, config: SecretsConfig, new_key: SecretKey)
     for olt in olts:
         if olt.password_key_id == new_key.key_id:
             continue
-        if olt.password_key_id != old_key.key_id:
-            raise SecretsKeyError(f"secrets.key: the password of OLT {olt.name} was encrypted with key "
-                                  f"{olt.password_key_id}, but the configured key is {old_key.key_id}; "
-                                  "nothing was rotated")
+        from_key = opening_key(olt.password_key_id, old_key, previous)
+        if from_key is None:
+            what = f"secrets.key: the password of OLT {olt.name} was encrypted with key {olt.password_key_id}"
+            if previous is not None:
+                raise SecretsKeyError(f"{what}, neither the configured key {old_key.key_id} nor the "
+                                      f"previous key {previous.key_id}; nothing was rotated")
+            # Rotations before OLT passwords were re-keyed left them under the key of that time.
+            raise SecretsKeyError(f"{what}, but the configured key is {old_key.key_id}; nothing was "
+                                  "rotated (left by an older rotation? give that key with --previous-key)")
         assert olt.password_encrypted is not None
         try:
-            plain = old_key.decrypt(olt.password_encrypted, olt.id)
+            plain = from_key.decrypt(olt.password_encrypted, olt.id)
         except (ValueError, UnicodeDecodeError):
             raise RuleViolation("olt.password_corrupt",
                                 f"the password of OLT {olt.name} does not decrypt: the stored value "
@@ -170,7 +179,7 @@ def rekey_olt_passwords(ctx: Context, config: SecretsConfig, new_key: SecretKey)
         olt.password_encrypted = new_key.encrypt(plain, olt.id)
         olt.password_key_id = new_key.key_id
         audit.record(ctx, "olt", olt.id, "rekey",
-                     {"key_id": [old_key.key_id, new_key.key_id]}, note=olt.name)
+                     {"key_id": [from_key.key_id, new_key.key_id]}, note=olt.name)
         count += 1
     ctx.session.flush()
     return count

@@ -96,19 +96,27 @@ def any_sealed(ctx: Context) -> bool:
     return ctx.session.scalar(sealed) is not None
 
 
-def reseal_all(ctx: Context, old: SecretKey | None, new: SecretKey) -> int:
+def reseal_all(ctx: Context, old: SecretKey | None, new: SecretKey, previous: SecretKey | None = None) -> int:
     """Seal every stored subscriber password with `new` (clear ones included); the count.
 
-    A sealed value that does not open (altered or damaged) refuses the whole rotation
-    (`subscriber_password.corrupt`: the caller rolls back)."""
+    `previous`, when given, opens the values an earlier rotation left sealed under it; a value
+    under any other key refuses the whole rotation (`SecretsKeyError`), and so does a sealed
+    value that does not open (altered or damaged: `subscriber_password.corrupt`); the caller
+    rolls back."""
     from management.errors import RuleViolation
 
     changed = 0
     for service in ctx.session.scalars(select(Service).order_by(Service.id)):
-        if is_sealed(service.password) and service.password[len(PREFIX):].startswith(new.key_id + ":"):
+        stored = service.password
+        key_id, sep, _ = stored[len(PREFIX):].partition(":")
+        sealed_under = key_id if is_sealed(stored) and sep else None
+        if sealed_under == new.key_id:
             continue
+        # Under `previous`: opened with it. Anything else goes to the configured key, whose
+        # unseal refuses a value under any other key (SecretsKeyError).
+        key = previous if previous is not None and sealed_under == previous.key_id else old
         try:
-            plain = unseal(old, service.password)
+            plain = unseal(key, stored)
         except (ValueError, IndexError):  # bad base64, a short blob, a failed tag, bad UTF-8
             raise RuleViolation("subscriber_password.corrupt",
                                 f"the password of {service.login} does not decrypt: the stored value "

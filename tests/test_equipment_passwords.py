@@ -15,10 +15,12 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from aaa.config import ConfigError, SecretsConfig
-from aaa.db.models import HistoryEntry
+from aaa.db.models import HistoryEntry, Service
+from aaa.db.models_inventory import Olt
 from aaa.db.models_secrets import EquipmentPassword
 from management import equipment_passwords as ep
-from management.context import Actor, Context
+from management import inventory, subscriber_passwords
+from management.context import Actor, Context, load_actor
 from management.errors import PermissionDenied, RuleViolation
 from tests import factories
 from tests.conftest import NOW, ZONE, CliResult
@@ -28,8 +30,10 @@ Cli = Callable[..., CliResult]
 KEY_A = base64.b64encode(bytes(range(32))).decode()
 KEY_B = base64.b64encode(bytes(range(100, 132))).decode()
 KEY_C = base64.b64encode(b"\x07" * 32).decode()
+KEY_D = base64.b64encode(b"\x09" * 32).decode()
 CONF_A = SecretsConfig(key=KEY_A)
 CONF_B = SecretsConfig(key=KEY_B)
+CONF_C = SecretsConfig(key=KEY_C)
 SECRET = "Tr0ub4dor&3-wifi"
 LOOK_ALIKES = set("0Oo1lIi'\"`\\ |")
 
@@ -266,6 +270,77 @@ def test_rotation_is_all_or_nothing(ctx: Context) -> None:
     assert info.value.rule == "equipment_password.corrupt"
     savepoint.rollback()
     assert ep.reveal(ctx, CONF_A, "ana", good.id)[1] == SECRET
+
+
+def _key(value: str) -> ep.SecretKey:
+    return ep.SecretKey.from_base64(value, "k")
+
+
+def _history_of(session: Session, object_type: str, action: str) -> list[tuple[str, list[str]]]:
+    rows = session.scalars(select(HistoryEntry).where(HistoryEntry.object_type == object_type,
+                                                      HistoryEntry.action == action)
+                           .order_by(HistoryEntry.id))
+    return [(r.object_id, json.loads(r.changes)["key_id"]) for r in rows]
+
+
+def test_rotations_move_values_left_under_the_previous_key(ctx: Context) -> None:
+    """The three rotations (equipment, OLT, subscriber passwords) given a `previous` key open the
+    values an older rotation left under it and move them to the new key along with those under
+    the configured key; each history row names the key the value came from. Without `previous`,
+    or with a previous key that is not the one left behind, the same state refuses
+    (SecretsKeyError naming the keys), nothing changed."""
+    key_a, key_b, key_c = _key(KEY_A), _key(KEY_B), _key(KEY_C)
+    _setup(ctx, "ana")  # a clear (legacy) subscriber password
+    # Equipment: both written under A, rotated to B, then one put back to its A ciphertext
+    # (bound to its own id, so genuinely "left under A").
+    left = ep.add_entry(ctx, CONF_A, "ana", "router admin", "left-under-a")
+    moved = ep.add_entry(ctx, CONF_A, "ana", "Wi-Fi", "moved-to-b")
+    left_under_a = left.password_encrypted
+    ep.rotate_key(ctx, CONF_A, key_b)
+    ctx.session.execute(text("UPDATE equipment_passwords SET password_encrypted = :v, key_id = :k "
+                             "WHERE id = :id"), {"v": left_under_a, "k": key_a.key_id, "id": left.id})
+    ctx.session.expire_all()
+    olt_a = inventory.create_olt(ctx, "OLT-A", "10.9.0.1", "zte", "C300", password="olt-a-pw",
+                                 config=CONF_A)
+    olt_b = inventory.create_olt(ctx, "OLT-B", "10.9.0.2", "zte", "C300", password="olt-b-pw",
+                                 config=CONF_B)
+    for login, key in (("bia", key_a), ("cy", key_b)):
+        sealing = Context(ctx.session, ctx.actor, ctx.now, ctx.zone, password_key=key)
+        factories.service(sealing, login, password=f"pppoe-{login}")
+    rotations: list[Callable[[ep.SecretKey | None], object]] = [
+        lambda previous: ep.rotate_key(ctx, CONF_B, key_c, previous),
+        lambda previous: inventory.rekey_olt_passwords(ctx, CONF_B, key_c, previous),
+        lambda previous: subscriber_passwords.reseal_all(ctx, key_b, key_c, previous),
+    ]
+    before = _raw_rows(ctx.session)
+    for rotate in rotations:
+        for previous in (None, _key(KEY_D)):
+            savepoint = ctx.session.begin_nested()
+            with pytest.raises(ep.SecretsKeyError) as refused:
+                rotate(previous)
+            savepoint.rollback()
+            assert key_a.key_id in str(refused.value)
+            if previous is not None and rotate is not rotations[2]:
+                assert previous.key_id in str(refused.value)
+    ctx.session.expire_all()
+    assert _raw_rows(ctx.session) == before
+
+    rotation = ep.rotate_key(ctx, CONF_B, key_c, key_a)
+    assert (rotation.old_key_id, rotation.new_key_id, rotation.entries) == (key_b.key_id, key_c.key_id, 2)
+    assert inventory.rekey_olt_passwords(ctx, CONF_B, key_c, key_a) == 2
+    assert subscriber_passwords.reseal_all(ctx, key_b, key_c, key_a) == 3  # ana's clear one too
+    ctx.session.expire_all()
+    assert ep.reveal(ctx, CONF_C, "ana", left.id)[1] == "left-under-a"
+    assert ep.reveal(ctx, CONF_C, "ana", moved.id)[1] == "moved-to-b"
+    assert inventory.reveal_password(ctx, CONF_C, "OLT-A") == "olt-a-pw"
+    assert inventory.reveal_password(ctx, CONF_C, "OLT-B") == "olt-b-pw"
+    stored = ctx.session.execute(select(Service.login, Service.password)).all()
+    assert {login: subscriber_passwords.unseal(key_c, value) for login, value in stored} == \
+        {"ana": "secret", "bia": "pppoe-bia", "cy": "pppoe-cy"}
+    assert _history_of(ctx.session, ep.OBJECT_TYPE, "rekey")[-2:] == [
+        (str(left.id), [key_a.key_id, key_c.key_id]), (str(moved.id), [key_b.key_id, key_c.key_id])]
+    assert _history_of(ctx.session, "olt", "rekey") == [
+        (str(olt_a.id), [key_a.key_id, key_c.key_id]), (str(olt_b.id), [key_b.key_id, key_c.key_id])]
 
 
 def test_permissions(ctx: Context) -> None:
@@ -599,4 +674,104 @@ def test_cli_rotate_key_refused_by_a_corrupt_subscriber_password(
     assert "subscriber_password.corrupt" in refused.err and "ana" in refused.err
     assert len(refused.err.strip().splitlines()) == 1 and "Traceback" not in refused.err
     assert not any(s in refused.err for s in (SECRET, "pppoe-pw", KEY_A, KEY_B))
+    assert _dump(cli, *tables) == before
+
+
+# --- rotate-key --previous-key: out of the state older rotations left behind -------------------
+
+
+def _old_rotation(cli: Cli, old: str, new: str) -> None:
+    """What rotate-key did before it re-keyed the OLT passwords: equipment and subscriber
+    passwords moved from `old` to `new`, committed; the OLT passwords stay under `old`."""
+    engine = create_engine(cli.url)  # type: ignore[attr-defined]
+    try:
+        with Session(engine) as session, session.begin():
+            ctx = Context(session=session, actor=load_actor(session, "admin"), now=NOW, zone=ZONE)
+            ep.rotate_key(ctx, SecretsConfig(key=old), _key(new))
+            subscriber_passwords.reseal_all(ctx, _key(old), _key(new))
+    finally:
+        engine.dispose()
+
+
+def test_cli_rotate_key_previous_key_recovers_olt_passwords_left_behind(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The state an older rotate-key left (A -> B with the OLT passwords still under A, B
+    configured): a plain rotation to C refuses (exit 2 naming A's key id and --previous-key),
+    so does one given a previous key that is not A; `--previous-key A` moves everything to C in
+    one go (rekey history naming A for the OLTs), and with C configured every OLT, equipment
+    and (sealed) subscriber password reads back, and the next rotation needs no previous key."""
+    (tmp_path / "aaa.toml").write_text("[secrets]\nencrypt_subscriber_passwords = true\n")  # ./aaa.toml
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
+    _cli_setup(cli)
+    _cli_olts(cli)
+    _old_rotation(cli, KEY_A, KEY_B)
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_B)
+    stranded = cli("olt", "show", "OLT-A", "--show-password")
+    assert stranded.code == 2 and _key(KEY_A).key_id in stranded.err
+    tables = ("equipment_passwords", "olts", "services", "history")
+    before = _dump(cli, *tables)
+    for extra in ([], ["--previous-key", KEY_D]):
+        refused = cli("passwords", "rotate-key", "--new-key", KEY_C, *extra)
+        assert refused.code == 2, refused.err
+        assert "secrets.key" in refused.err and _key(KEY_A).key_id in refused.err and "OLT-A" in refused.err
+        assert len(refused.err.strip().splitlines()) == 1
+        assert not any(s in refused.err for s in (KEY_A, KEY_B, KEY_C, KEY_D, "olt-a-pw"))
+        # The plain refusal points at the way out; the other names the key it tried.
+        assert ("--previous-key" if not extra else _key(KEY_D).key_id) in refused.err
+        assert _dump(cli, *tables) == before
+    rotated = cli("passwords", "rotate-key", "--new-key", KEY_C, "--previous-key", KEY_A, "--format", "json")
+    assert rotated.code == 0, rotated.err
+    assert rotated.json == {"old_key_id": _key(KEY_B).key_id, "new_key_id": _key(KEY_C).key_id,
+                            "entries": 1, "olt_passwords": 2, "subscriber_passwords": 1}
+    assert not any(k in rotated.out for k in (KEY_A, KEY_B, KEY_C))
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_C)
+    for name, password in (("OLT-A", "olt-a-pw"), ("OLT-B", "olt-b-pw")):
+        shown = cli("olt", "show", name, "--show-password", "--format", "json")
+        assert shown.code == 0, shown.err
+        assert shown.json["password"] == password
+    shown = cli("passwords", "show", "ana", "1", "--format", "json")
+    assert shown.code == 0 and shown.json["password"] == SECRET
+    opener = subscriber_passwords.opener(SecretsConfig(key=KEY_C, encrypt_subscriber_passwords=True))
+    engine = create_engine(cli.url)  # type: ignore[attr-defined]
+    try:
+        with Session(engine) as session:
+            assert opener(session.scalars(select(Service.password)).one()) == "pppoe-pw"
+            key_ids = session.scalars(select(Olt.password_key_id).order_by(Olt.id)).all()
+            assert key_ids == [_key(KEY_C).key_id, _key(KEY_C).key_id, None]
+            assert [changes for _, changes in _history_of(session, "olt", "rekey")] == \
+                [[_key(KEY_A).key_id, _key(KEY_C).key_id]] * 2
+            assert [changes for _, changes in _history_of(session, ep.OBJECT_TYPE, "rekey")] == \
+                [[_key(KEY_A).key_id, _key(KEY_B).key_id], [_key(KEY_B).key_id, _key(KEY_C).key_id]]
+    finally:
+        engine.dispose()
+    again = cli("passwords", "rotate-key", "--new-key", KEY_D, "--format", "json")  # no longer stuck
+    assert again.code == 0 and (again.json["entries"], again.json["olt_passwords"]) == (1, 2), again.err
+
+
+def test_cli_rotate_key_previous_key_usage_errors(cli: Cli, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """--previous-key (given, from stdin or from a file) equal to the configured or the new key,
+    both --previous-key and --previous-key-file, a malformed previous key, and both keys from
+    stdin: exit 2 with one line, no key echoed, nothing changed."""
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
+    _cli_setup(cli)
+    _cli_olts(cli)
+    key_file = tmp_path / "b.key"
+    key_file.write_text(KEY_B + "\n")
+    tables = ("equipment_passwords", "olts", "services", "history")
+    before = _dump(cli, *tables)
+    monkeypatch.setattr("sys.stdin", io.StringIO(KEY_A + "\n"))
+    for extra, expected in (
+        (["--previous-key", KEY_A], "configured key"),
+        (["--previous-key", "-"], "configured key"),  # read from stdin
+        (["--previous-key-file", str(key_file)], "new key"),
+        (["--previous-key", KEY_C, "--previous-key-file", str(key_file)], "--previous-key-file"),
+        (["--previous-key", "not-a-key"], "--previous-key"),
+    ):
+        refused = cli("passwords", "rotate-key", "--new-key", KEY_B, *extra)
+        assert refused.code == 2, refused.err
+        assert expected in refused.err and len(refused.err.strip().splitlines()) == 1, refused.err
+        assert not any(k in refused.err for k in (KEY_A, KEY_B, KEY_C, "not-a-key"))
+    both_stdin = cli("passwords", "rotate-key", "--new-key", "-", "--previous-key", "-")
+    assert both_stdin.code == 2 and "stdin" in both_stdin.err
     assert _dump(cli, *tables) == before

@@ -125,40 +125,67 @@ def delete(state: AppState, login: str, entry: int) -> None:
     render(state, data)
 
 
+def _key_option(value: str | None, path: str | None, name: str) -> ep.SecretKey | None:
+    """The key given as `--NAME` (base64, `-` reads stdin) or `--NAME-file`; None when neither."""
+    if value is not None and path is not None:
+        raise click.UsageError(f"give --{name} or --{name}-file, not both")
+    if path is not None:
+        with open(path, encoding="ascii") as handle:
+            raw, hint = handle.read(), f"--{name}-file"
+    elif value is not None:
+        raw, hint = (sys.stdin.readline() if value == "-" else value), f"--{name}"
+    else:
+        return None
+    try:
+        return ep.SecretKey.from_base64(raw, hint)
+    except ep.SecretsKeyError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint=hint) from None
+
+
 @passwords_group.command("rotate-key")
 @click.option("--new-key", default=None, metavar="BASE64",
               help="The new key (base64 of 32 bytes); `-` reads it from stdin.")
 @click.option("--new-key-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A file holding the new key.")
+@click.option("--previous-key", default=None, metavar="BASE64",
+              help="An earlier key that values left behind by an older rotation are still under; "
+                   "`-` reads it from stdin.")
+@click.option("--previous-key-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A file holding the earlier key.")
 @format_option
 @pass_state
-def rotate_key(state: AppState, new_key: str | None, new_key_file: str | None) -> None:
+def rotate_key(state: AppState, new_key: str | None, new_key_file: str | None,
+               previous_key: str | None, previous_key_file: str | None) -> None:
     """Re-encrypt every entry with a new key, in one transaction (passwords.edit).
 
     Every value under the key moves: equipment passwords, OLT management passwords and
     sealed subscriber (PPPoE) passwords; one that does not decrypt refuses the whole rotation.
     The configured key (secrets.key, key_file or AAA_SECRETS_KEY) must be the current one;
-    afterwards put the new key in the configuration.
+    afterwards put the new key in the configuration. --previous-key (or --previous-key-file)
+    names an earlier key that an older rotation left values under (OLT passwords, before
+    rotate-key moved them), so that those move to the new key too.
     """
     if (new_key is None) == (new_key_file is None):
         raise click.UsageError("give exactly one of --new-key or --new-key-file")
-    if new_key_file is not None:
-        with open(new_key_file, encoding="ascii") as handle:
-            raw, name = handle.read(), "--new-key-file"
-    else:
-        raw, name = (sys.stdin.readline() if new_key == "-" else new_key or ""), "--new-key"
-    try:
-        key = ep.SecretKey.from_base64(raw, name)
-    except ep.SecretsKeyError as exc:
-        raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint=name) from None
+    if new_key == "-" and previous_key == "-":
+        raise click.UsageError("only one key can come from stdin; give the other with its -file option")
+    key = _key_option(new_key, new_key_file, "new-key")
+    assert key is not None
+    previous = _key_option(previous_key, previous_key_file, "previous-key")
     with state.context() as ctx:
-        result = ep.rotate_key(ctx, state.config.secrets, key)
+        ctx.require("passwords.edit")
+        configured = ep.current_key(state.config.secrets)
+        if previous is not None and previous.key_id in (configured.key_id, key.key_id):
+            which = "configured" if previous.key_id == configured.key_id else "new"
+            raise click.UsageError(f"the previous key is the {which} key: give the key before the "
+                                   "configured one, or leave the option out")
+        result = ep.rotate_key(ctx, state.config.secrets, key, previous)
         # OLT passwords are under the same key: left behind, they would not open after the switch.
-        olts = inventory.rekey_olt_passwords(ctx, state.config.secrets, key)
+        olts = inventory.rekey_olt_passwords(ctx, state.config.secrets, key, previous)
         # Subscribers' PPPoE passwords, when sealed (or to be sealed), move to the new key too.
         resealed = 0
         if state.config.secrets.encrypt_subscriber_passwords or subscriber_passwords.any_sealed(ctx):
-            resealed = subscriber_passwords.reseal_all(ctx, ep.current_key(state.config.secrets), key)
+            resealed = subscriber_passwords.reseal_all(ctx, configured, key, previous)
     render(state, {"old_key_id": result.old_key_id, "new_key_id": result.new_key_id,
                    "entries": result.entries, "olt_passwords": olts, "subscriber_passwords": resealed})
     if state.output_format == "table":
