@@ -129,6 +129,17 @@ def current_key(config: SecretsConfig) -> SecretKey:
         "or AAA_SECRETS_KEY (make one with `aaa passwords generate-key`)")
 
 
+def decrypt_or_refuse(key: SecretKey, blob: str, entry_id: int, rule: str, what: str,
+                      rotating: bool = False) -> str:
+    """`key.decrypt`, a value that does not authenticate refused as `rule` (exit 1) naming
+    `what`; `rotating`: the message says the rotation as a whole was refused."""
+    try:
+        return key.decrypt(blob, entry_id)
+    except (ValueError, UnicodeDecodeError):
+        raise RuleViolation(rule, f"{what} does not decrypt: the stored value was altered or damaged"
+                                  + ("; nothing was rotated" if rotating else "")) from None
+
+
 def opening_key(key_id: str | None, configured: SecretKey, previous: SecretKey | None) -> SecretKey | None:
     """The key that opens a value stored under `key_id` during a rotation: the configured one,
     or the `previous` key an earlier rotation left values under; None for any other key."""
@@ -238,12 +249,8 @@ def reveal(ctx: Context, config: SecretsConfig, login: str, entry_id: int) -> tu
     key = current_key(config)
     if entry.key_id != key.key_id:
         raise _wrong_key(entry.key_id, key, f"equipment password {entry.id} was")
-    try:
-        password = key.decrypt(entry.password_encrypted, entry.id)
-    except (ValueError, UnicodeDecodeError):
-        raise RuleViolation("equipment_password.corrupt",
-                            f"equipment password {entry.id} does not decrypt: the stored value "
-                            "was altered or damaged") from None
+    password = decrypt_or_refuse(key, entry.password_encrypted, entry.id, "equipment_password.corrupt",
+                                 f"equipment password {entry.id}")
     audit.record(ctx, OBJECT_TYPE, entry.id, "view", {}, customer_id=_customer_id(entry, ctx.session),
                  note=f"{login}: {entry.kind}")
     return entry, password
@@ -358,12 +365,9 @@ def rotate_key(ctx: Context, config: SecretsConfig, new_key: SecretKey,
         from_key = opening_key(entry.key_id, old_key, previous)
         if from_key is None:
             raise _wrong_key(entry.key_id, old_key, f"equipment password {entry.id} was", previous)
-        try:
-            plain = from_key.decrypt(entry.password_encrypted, entry.id)
-        except (ValueError, UnicodeDecodeError):
-            raise RuleViolation("equipment_password.corrupt",
-                                f"equipment password {entry.id} does not decrypt: the stored value "
-                                "was altered or damaged; nothing was rotated") from None
+        plain = decrypt_or_refuse(from_key, entry.password_encrypted, entry.id,
+                                  "equipment_password.corrupt", f"equipment password {entry.id}",
+                                  rotating=True)
         entry.password_encrypted = new_key.encrypt(plain, entry.id)
         entry.key_id = new_key.key_id
         history.append({"object_type": OBJECT_TYPE, "object_id": entry.id, "action": "rekey",

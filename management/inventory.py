@@ -24,7 +24,13 @@ from aaa.db.models import Nas, Pop, Service
 from aaa.db.models_inventory import Olt, PonPort
 from management import audit
 from management.context import Context
-from management.equipment_passwords import SecretKey, SecretsKeyError, current_key, opening_key
+from management.equipment_passwords import (
+    SecretKey,
+    SecretsKeyError,
+    current_key,
+    decrypt_or_refuse,
+    opening_key,
+)
 from management.errors import NotFound, RuleViolation
 from management.network import get_nas, get_pop
 from management.services import CANCELLED, find_service
@@ -128,12 +134,8 @@ def reveal_password(ctx: Context, config: SecretsConfig, ref: str) -> str | None
     if olt.password_key_id != key.key_id:
         raise SecretsKeyError(f"secrets.key: the password of OLT {olt.name} was encrypted with key "
                               f"{olt.password_key_id}, but the configured key is {key.key_id}")
-    try:
-        password = key.decrypt(olt.password_encrypted, olt.id)
-    except (ValueError, UnicodeDecodeError):
-        raise RuleViolation("olt.password_corrupt",
-                            f"the password of OLT {olt.name} does not decrypt: the stored value "
-                            "was altered or damaged") from None
+    password = decrypt_or_refuse(key, olt.password_encrypted, olt.id, "olt.password_corrupt",
+                                 f"the password of OLT {olt.name}")
     audit.record(ctx, "olt", olt.id, "view_password", {}, note=olt.name)
     return password
 
@@ -170,12 +172,8 @@ def rekey_olt_passwords(ctx: Context, config: SecretsConfig, new_key: SecretKey,
             raise SecretsKeyError(f"{what}, but the configured key is {old_key.key_id}; nothing was "
                                   "rotated (left by an older rotation? give that key with --previous-key)")
         assert olt.password_encrypted is not None
-        try:
-            plain = from_key.decrypt(olt.password_encrypted, olt.id)
-        except (ValueError, UnicodeDecodeError):
-            raise RuleViolation("olt.password_corrupt",
-                                f"the password of OLT {olt.name} does not decrypt: the stored value "
-                                "was altered or damaged; nothing was rotated") from None
+        plain = decrypt_or_refuse(from_key, olt.password_encrypted, olt.id, "olt.password_corrupt",
+                                  f"the password of OLT {olt.name}", rotating=True)
         olt.password_encrypted = new_key.encrypt(plain, olt.id)
         olt.password_key_id = new_key.key_id
         audit.record(ctx, "olt", olt.id, "rekey",

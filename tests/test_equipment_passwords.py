@@ -600,15 +600,20 @@ def test_cli_rotate_key_rekeys_olt_passwords(cli: Cli, monkeypatch: pytest.Monke
         engine.dispose()
 
 
+def _sealed_site(cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Subscriber passwords sealed (./aaa.toml), KEY_A configured, the CLI set-up and the OLTs."""
+    (tmp_path / "aaa.toml").write_text("[secrets]\nencrypt_subscriber_passwords = true\n")
+    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
+    _cli_setup(cli)
+    _cli_olts(cli)
+
+
 def test_cli_rotate_key_refused_by_a_corrupt_olt_password(cli: Cli, monkeypatch: pytest.MonkeyPatch,
                                                           tmp_path: Path) -> None:
     """An OLT password that does not decrypt under the configured key refuses the whole rotation:
     exit 1 naming `olt.password_corrupt`, and no equipment, OLT or (sealed) subscriber password
     re-keyed, no history row written; the old key still opens everything."""
-    (tmp_path / "aaa.toml").write_text("[secrets]\nencrypt_subscriber_passwords = true\n")  # ./aaa.toml
-    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
-    _cli_setup(cli)
-    _cli_olts(cli)
+    _sealed_site(cli, monkeypatch, tmp_path)
     engine = create_engine(cli.url)  # type: ignore[attr-defined]
     try:
         with engine.begin() as connection:  # OLT-A's ciphertext copied onto OLT-B: bound to its id
@@ -654,10 +659,7 @@ def test_cli_rotate_key_refused_by_a_corrupt_subscriber_password(
     """A sealed subscriber password that does not open (its tag altered) refuses the whole
     rotation with one line naming `subscriber_password.corrupt` and the login, exit 1 — not a
     traceback — and nothing is re-keyed."""
-    (tmp_path / "aaa.toml").write_text("[secrets]\nencrypt_subscriber_passwords = true\n")  # ./aaa.toml
-    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
-    _cli_setup(cli)
-    _cli_olts(cli)
+    _sealed_site(cli, monkeypatch, tmp_path)
     engine = create_engine(cli.url)  # type: ignore[attr-defined]
     try:
         with engine.begin() as connection:  # the last base64 quartet changed: the GCM tag fails
@@ -700,10 +702,7 @@ def test_cli_rotate_key_previous_key_recovers_olt_passwords_left_behind(
     so does one given a previous key that is not A; `--previous-key A` moves everything to C in
     one go (rekey history naming A for the OLTs), and with C configured every OLT, equipment
     and (sealed) subscriber password reads back, and the next rotation needs no previous key."""
-    (tmp_path / "aaa.toml").write_text("[secrets]\nencrypt_subscriber_passwords = true\n")  # ./aaa.toml
-    monkeypatch.setenv("AAA_SECRETS_KEY", KEY_A)
-    _cli_setup(cli)
-    _cli_olts(cli)
+    _sealed_site(cli, monkeypatch, tmp_path)
     _old_rotation(cli, KEY_A, KEY_B)
     monkeypatch.setenv("AAA_SECRETS_KEY", KEY_B)
     stranded = cli("olt", "show", "OLT-A", "--show-password")
