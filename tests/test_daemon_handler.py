@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from aaa.daemon.handler import AuthHandler, HandlerSettings
 from aaa.daemon.metrics import Metrics
 from aaa.db.authlog import AuthRecord
+from aaa.policy.rules import PolicySettings
 from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView
 from aaa.radius import (
     PacketCode,
@@ -183,3 +186,107 @@ def test_view_swap_changes_next_answer() -> None:
     packet, _ = pap()
     reply = decode(handler.handle(packet, "10.0.0.1", 5000, 1000.0) or b"", DICT)
     assert reply.code == PacketCode.ACCESS_REJECT and reply.get("Reply-Message") == "service cancelled"
+
+
+# --- the two lanes, and kept decisions ----------------------------------------------------------
+
+FIXED = ServiceFacts(2, "bia", "pw-bia", "enabled", 1, ipv4="200.1.1.9", mac="02:00:00:00:00:02",
+                     mac_binding="enforce", interface="vlan100")
+OWING = ServiceFacts(3, "caio", "pw-caio", "suspended_debt", 1,
+                     trust_unlock_until=datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+PARTIAL = ServiceFacts(4, "duda", "pw-duda", "suspended_partial", 1, nas_id=2)
+
+
+def lane_cases() -> list[bytes]:
+    """Requests of every kind the fast lane takes, and some it leaves to the general one."""
+    cases = []
+    for login, password in (("ana", "s3nha"), ("ana", "wrong"), ("nobody", "x"), ("bia", "pw-bia"),
+                            ("caio", "pw-caio"), ("duda", "pw-duda")):
+        for extra in ([], [("Calling-Station-Id", "02-00-00-00-00-02"), ("NAS-Port-Id", "VLAN100")],
+                      [("Calling-Station-Id", "aa:bb:cc:dd:ee:ff"), ("Proxy-State", b"p1"),
+                       ("Proxy-State", b"p2")]):
+            cases.append(pap(login, password, extra=extra)[0])
+    auth = os.urandom(16)
+    chap = bytes([3]) + chap_response(3, b"s3nha", auth)
+    cases.append(build_request(PacketCode.ACCESS_REQUEST, 3, encode_attributes(
+        DICT, [("User-Name", "ana"), ("CHAP-Password", chap)]), SECRET, authenticator=auth))
+    cases.append(pap(ma=False)[0])  # the general lane (LAX NAS below answers it)
+    return cases
+
+
+def answer_all(lane: str, cases: list[bytes],
+               monkeypatch: pytest.MonkeyPatch) -> tuple[list[bytes | None], list[AuthRecord], str]:
+    from prometheus_client import generate_latest
+
+    from aaa.daemon import handler as handler_module
+    from aaa.radius import fastlane
+
+    if lane == "general":
+        monkeypatch.setattr(handler_module, "parse_access_request", lambda data, secret: None)
+    elif lane == "python":
+        monkeypatch.setattr(handler_module, "parse_access_request", fastlane.python_parse_access_request)
+        monkeypatch.setattr(fastlane, "_sign", fastlane.python_sign_access_reply)
+    view = SubscriberView.build([ANA, FIXED, OWING, PARTIAL], [PLAN], [MK, LAX],
+                                {"POOL_SUSPENSAO_TOTAL": "bloqueados"}, 1)
+    rows: list[AuthRecord] = []
+    handler = AuthHandler(DICT, view, HandlerSettings(), Metrics(), lambda r, m: rows.append(r))
+    now = datetime(2026, 11, 24, 11, 0, tzinfo=UTC).timestamp()
+    replies = [handler.handle(data, nas, 5000 + i, now + i) for i, data in enumerate(cases)
+               for nas in ("10.0.0.1", "10.0.0.2")]
+    monkeypatch.undo()
+    metrics = "\n".join(line for line in generate_latest(handler.metrics.registry).decode().splitlines()
+                        if line.startswith(("aaa_radius_requests_total", "aaa_radius_dropped_total")))
+    return replies, rows, metrics
+
+
+def test_both_lanes_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast lane (compiled, or its Python reference) and the general lane give the same
+    reply octets, the same auth-log rows and the same counters for the same requests:
+    accepts, rejects, fixed IP, MAC enforce, interface, trust unlock, partial suspension,
+    Proxy-States, CHAP; a request without Message-Authenticator is dropped on the NAS that
+    requires it and answered on the other."""
+    cases = lane_cases()
+    fast = answer_all("fast", cases, monkeypatch)
+    assert fast == answer_all("general", cases, monkeypatch)
+    assert fast == answer_all("python", cases, monkeypatch)
+    replies, rows, metrics = fast
+    assert sum(reply is None for reply in replies) == 1
+    assert {row.result for row in rows} == {"accept", "reject"}
+    assert 'result="accept"' in metrics and 'reason="missing_message_authenticator"' in metrics
+
+
+def test_a_kept_decision_ends_with_the_trust_unlock() -> None:
+    """The same request answered twice is decided once, but not past the moment the trust
+    unlock ends: from then on the blocked pool; nor before the moment it was made (a clock
+    set back decides again)."""
+    view = SubscriberView.build([OWING], [PLAN], [MK], {"POOL_SUSPENSAO_TOTAL": "bloqueados"}, 1)
+    rows: list[AuthRecord] = []
+    handler = AuthHandler(DICT, view, HandlerSettings(), Metrics(), lambda r, m: rows.append(r))
+    ends = OWING.trust_unlock_until
+    assert ends is not None
+
+    def pool_at(moment: float) -> str | None:
+        reply = handler.handle(pap("caio", "pw-caio")[0], MK.ip, 5000, moment)
+        return str(decode(reply or b"", DICT).get("Framed-Pool"))
+
+    assert pool_at(ends.timestamp() - 60) == "pool-fibra"
+    assert pool_at(ends.timestamp() - 0.001) == "pool-fibra"
+    assert len(handler._decisions) == 1
+    assert pool_at(ends.timestamp()) == "bloqueados"
+    assert pool_at(ends.timestamp() + 3600) == "bloqueados"
+    assert pool_at(ends.timestamp() - 120) == "pool-fibra"  # the clock set back
+    assert [row.pool for row in rows] == ["pool-fibra", "pool-fibra", "bloqueados", "bloqueados",
+                                          "pool-fibra"]
+
+
+def test_kept_decisions_are_dropped_with_the_view_and_the_settings() -> None:
+    """A new view or new settings: the next request is decided afresh."""
+    handler, _ = make_handler()
+    first = decode(handler.handle(pap()[0], MK.ip, 5000, 1000.0) or b"", DICT)
+    assert first.get("Acct-Interim-Interval") == 300
+    handler.reconfigure(HandlerSettings(policy=PolicySettings(acct_interim_interval=600)), DICT)
+    second = decode(handler.handle(pap()[0], MK.ip, 5000, 1001.0) or b"", DICT)
+    assert second.get("Acct-Interim-Interval") == 600
+    handler.swap_view(handler.view.with_changes(services=[replace(ANA, status="cancelled")], seq=2))
+    third = decode(handler.handle(pap()[0], MK.ip, 5000, 1002.0) or b"", DICT)
+    assert third.code == PacketCode.ACCESS_REJECT

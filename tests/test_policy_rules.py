@@ -6,8 +6,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from aaa.policy.rules import Decision, PolicySettings, RequestFacts, decide
+from aaa.policy.rules import Decision, PolicySettings, RequestFacts, decide, decision_expires
 from aaa.policy.vendors import OtherVendorRates, mikrotik_rate_limit
 from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView
 
@@ -179,3 +181,47 @@ def test_view_with_changes_swaps_services() -> None:
                            removed_services=[2], seq=5)
     assert set(new.services_by_login) == {"ana2"} and new.seq == 5
     assert set(old.services_by_login) == {"ana", "bia"}
+
+
+# --- how long a decision holds ----------------------------------------------------------------
+
+_limit = st.one_of(st.none(), st.integers(-3, 3).map(lambda hours: NOW + timedelta(hours=hours, minutes=7)))
+_status = st.sampled_from(["enabled", "suspended_partial", "suspended_debt", "cancelled"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_status, _limit, _limit, st.booleans(), _status, _limit, st.booleans(),
+       st.integers(0, 5 * 3600))
+def test_a_decision_holds_until_it_expires(status: str, unlock: datetime | None, nav_until: datetime | None,
+                                           partner_tied: bool, partner_status: str,
+                                           partner_unlock: datetime | None, partner_is_parent: bool,
+                                           seconds: int) -> None:
+    """decide gives the same Decision at every moment from `now` up to decision_expires (the
+    daemon keeps it that long), for a service with trust unlock, custom speed and an
+    associated service (either way round) whose own trust unlock ends; at the expiry moment
+    itself something the decision reads has changed."""
+    main = svc(status=status, trust_unlock_until=unlock, nav_until=nav_until,
+               nav_download_kbps=7_000 if nav_until else None, nav_upload_kbps=3_000 if nav_until else None,
+               associated_service_id=2 if partner_tied and not partner_is_parent else None)
+    partner = ServiceFacts(2, "ana-ip", "pw", partner_status, 2, trust_unlock_until=partner_unlock,
+                           associated_service_id=1 if partner_tied and partner_is_parent else None)
+    v = view(main, partner, variables={"POOL_SUSPENSAO_TOTAL": "bloqueados"})
+    facts = RequestFacts("ana", MK)
+    now = NOW + timedelta(seconds=seconds)
+    first = decide(facts, v, now, SETTINGS)
+    expires = decision_expires(facts, v, now)
+    end = expires if expires is not None else now + timedelta(days=2)
+    assert end > now
+    moment = now
+    while moment < end:
+        assert decide(facts, v, moment, SETTINGS) == first, moment
+        moment += timedelta(minutes=13)
+    assert decide(facts, v, end - timedelta(microseconds=1), SETTINGS) == first
+    if expires is not None:
+        limits = {unlock, nav_until, partner_unlock if partner_tied else None}
+        assert expires in limits
+
+
+def test_an_unknown_login_never_expires() -> None:
+    """No service: "unknown login" until the view changes."""
+    assert decision_expires(RequestFacts("nobody", MK), view(svc()), NOW) is None

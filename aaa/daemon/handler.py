@@ -5,10 +5,18 @@ duplicate check → authorize (find the login) → authenticate (PAP/CHAP/MS-CHA
 decide (the pure policy) → encode. Nothing here waits on the database: the view is an
 in-memory snapshot, and what must be written (auth log rows, learned MACs) is handed to
 a bounded sink that a writer thread drains.
+
+Two lanes lead into the same stages. The common request (PAP or CHAP, with a valid
+Message-Authenticator) is checked and read in one step (`aaa.radius.fastlane`, compiled
+when built); everything else, and everything refused, takes the general lane (decode,
+verify, ...), which drops and counts with the precise reason. A decision is kept for the
+next identical request until the view changes or `decision_expires` says it may change:
+an ISP's NAS asks the same few questions again and again.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +25,7 @@ from aaa.daemon.metrics import Metrics
 from aaa.db.authlog import AuthRecord
 from aaa.log import log_event
 from aaa.policy.mac import canonical_mac
-from aaa.policy.rules import PolicySettings, RequestFacts, Verdict, decide
+from aaa.policy.rules import Decision, PolicySettings, RequestFacts, Verdict, decide, decision_expires
 from aaa.policy.view import NasFacts, ServiceFacts, SubscriberView
 from aaa.radius import (
     DuplicateCache,
@@ -32,12 +40,15 @@ from aaa.radius import (
     decode,
     encode_attributes,
     nt_password_hash,
+    proxy_states,
     request_key,
     strip_domain,
     verify_message_authenticator,
 )
 from aaa.radius.dictionary import AttrKey, Dictionary
 from aaa.radius.errors import EncodeError
+from aaa.radius.fastlane import MAX_PROXY_STATES as MAX_PROXY_STATES
+from aaa.radius.fastlane import AccessRequest, parse_access_request, sign_access_reply
 from aaa.radius.hiding import unhide_password
 
 AuthSink = Callable[[AuthRecord, str | None], None]  # the record, and a MAC to learn
@@ -57,10 +68,13 @@ _MS_CHAP_RESPONSE = (_MS, 1)
 _MS_CHAP_CHALLENGE = (_MS, 11)
 _MS_CHAP2_RESPONSE = (_MS, 25)
 UNKNOWN_CLIENT_LOG_INTERVAL = 10.0  # seconds: at most one log line per interval
-# Proxy-State limits: a request carrying more than this many Proxy-State attributes is
-# dropped (a proxy chain that long is a loop or an attack: RFC 2865 has each proxy add
-# one), and so is one whose reply, which must echo them all, would exceed 4096 octets.
-MAX_PROXY_STATES = 8
+# Proxy-State limits: a request carrying more than MAX_PROXY_STATES Proxy-States is
+# dropped, and so is one whose reply, which must echo them all, would exceed 4096 octets.
+MAX_DECISIONS = 200_000  # decisions kept (per view); the key holds network text, so bounded
+# A kept decision: (expires at, POSIX seconds; the Decision; its reply attributes encoded;
+# its reasons joined for the auth log; decided at). It holds from the moment it was made
+# until it expires (a clock set back falls outside and decides again).
+_Kept = tuple[float, Decision, bytes, str, float]
 
 
 def too_many_proxy_states(packet: Packet) -> bool:
@@ -107,6 +121,10 @@ class AuthHandler:
         # Reply attribute blobs by the decision's attribute tuple: most subscribers share
         # a handful of plan/pool combinations, so encoding is done once per combination.
         self._encoded: dict[tuple[tuple[str, str | int], ...], bytes] = {}
+        # Decisions by (login, NAS id, password ok, MAC, NAS-Port-Id, open sessions), for
+        # `_decisions_view` only: a new view starts afresh.
+        self._decisions: dict[tuple[object, ...], _Kept] = {}
+        self._decisions_view: SubscriberView | None = None
         # Calling-Station-Id text -> canonical MAC: canonical_mac is pure and costs ~6 us
         # (regexes); a NAS sends the same few spellings per subscriber again and again.
         self._macs: dict[str, str] = {}
@@ -120,6 +138,7 @@ class AuthHandler:
         self.settings = settings
         self.dictionary = dictionary
         self._encoded.clear()
+        self._decisions.clear()
 
     # --- the pipeline -------------------------------------------------------------------
 
@@ -130,6 +149,9 @@ class AuthHandler:
             self.metrics.drop("unknown_client", host)
             self._log_unknown(host, now)
             return None
+        request = parse_access_request(data, nas.secret)
+        if request is not None:
+            return self._common(request, host, port, nas, now)
         try:
             packet = decode(data, self.dictionary)
         except MalformedPacket:
@@ -181,7 +203,39 @@ class AuthHandler:
         self._unknown_logged_at = now
         self._unknown_suppressed = 0
 
+    def _common(self, request: AccessRequest, host: str, port: int, nas: NasFacts,
+                now: float) -> bytes | None:
+        """The fast lane: a PAP or CHAP request whose framing and Message-Authenticator
+        `parse_access_request` has checked."""
+        identifier, authenticator, raw_name, password, chap, challenge, calling, port_raw, proxies = request
+        key = (host, port, identifier, authenticator)  # request_key's identity
+        dedup = self.dedup
+        cached = dedup.get(key, now)
+        if isinstance(cached, bytes):
+            self.metrics.duplicate(nas.name)
+            return cached
+        login = raw_name.decode("utf-8", "replace")
+        if self.settings.strip_realm and "@" in login:
+            login = login.split("@", 1)[0]
+        service = self.view.services_by_login.get(login)
+        if password is not None:
+            ok = service is not None and check_pap(password, service.password.encode())
+            credentials = _PAP_OK if ok else _PAP_FAILED
+        else:
+            ok = service is not None and chap is not None and len(chap) == 17 and check_chap(
+                chap, challenge or authenticator, service.password.encode())
+            credentials = _CHAP_OK if ok else _CHAP_FAILED
+        try:
+            answer = self._answer(login, service, credentials, calling, port_raw, nas, now,
+                                  identifier, authenticator, proxies)
+        except EncodeError:
+            self.metrics.drop("proxy_state_limit", nas.name)
+            return None
+        dedup.store(key, answer, now)
+        return answer
+
     def _access(self, packet: Packet, nas: NasFacts, now: float) -> bytes | None:
+        """The general lane's Access-Request, after its checks and the duplicate cache."""
         fields = packet.first_values()
         raw_name = fields.get(_USER_NAME)
         if not raw_name:
@@ -190,40 +244,66 @@ class AuthHandler:
         login = raw_name.decode("utf-8", "replace")
         if self.settings.strip_realm and "@" in login:
             login = login.split("@", 1)[0]
-        view = self.view
-        service = view.services_by_login.get(login)
+        service = self.view.services_by_login.get(login)
         credentials = self._authenticate(packet, fields, nas, service, raw_name)
         if credentials is None:
             self.metrics.drop("bad_authenticator", nas.name)  # undecodable hidden password
             return None
-        calling = fields.get(_CALLING_STATION_ID)
+        echoed = proxy_states(packet) if packet.proxy_state_count else b""
+        return self._answer(login, service, credentials, fields.get(_CALLING_STATION_ID),
+                            fields.get(_NAS_PORT_ID), nas, now, packet.identifier,
+                            packet.authenticator, echoed)
+
+    def _answer(self, login: str, service: ServiceFacts | None, credentials: Credentials,
+                calling: bytes | None, port_raw: bytes | None, nas: NasFacts, now: float,
+                identifier: int, authenticator: bytes, echoed: bytes) -> bytes:
+        """Decide (or reuse the decision), sign the reply, count it and log it."""
         mac_text = calling.decode("ascii", "replace") if calling else None
         mac = self._canonical_mac(mac_text) if mac_text else None
-        port_raw = fields.get(_NAS_PORT_ID)
         port_id = port_raw.decode("utf-8", "replace") if port_raw is not None else None
         open_sessions = self.open_sessions(service.id) if self.open_sessions and service else None
-        facts = RequestFacts(login, nas, credentials.ok, mac, port_id, open_sessions)
-        decision = decide(facts, view, datetime.fromtimestamp(now, UTC), self.settings.policy)
+        view = self.view
+        if self._decisions_view is not view:
+            self._decisions.clear()
+            self._decisions_view = view
+        key = (login, nas.id, credentials.ok, mac, port_id, open_sessions)
+        kept = self._decisions.get(key)
+        if kept is None or not kept[4] <= now < kept[0]:
+            facts = RequestFacts(login, nas, credentials.ok, mac, port_id, open_sessions)
+            kept = self._decide(facts, view, now)
+            if len(self._decisions) >= MAX_DECISIONS:
+                self._decisions.clear()
+            self._decisions[key] = kept
+        decision, attributes, reason = kept[1], kept[2], kept[3]
+        accepted = decision.verdict is Verdict.ACCEPT
+        if accepted and credentials.mschap2_success is not None:
+            attributes += self._mschap2_attributes(authenticator, nas, credentials)
+        reply = sign_access_reply(_ACCEPT if accepted else _REJECT, identifier, authenticator,
+                                  attributes, echoed, nas.secret)
+        verdict = decision.verdict.value
+        self.metrics.requests.inc(nas.name, credentials.method, verdict)
+        # AuthRecord's fields in order, straight into the tuple (its constructor costs more).
+        self.sink(_new_record(AuthRecord, (
+            now, login, decision.service_id, nas.id, nas.ip, verdict, reason, mac_text,
+            decision.mac_differs, port_id, decision.interface_differs, decision.ip,
+            decision.pool, decision.download_kbps, decision.upload_kbps)), decision.learn_mac)
+        return reply
+
+    def _decide(self, facts: RequestFacts, view: SubscriberView, now: float) -> _Kept:
+        """The decision, how long it holds, its attributes encoded and its reasons joined."""
+        moment = datetime.fromtimestamp(now, UTC)
+        decision = decide(facts, view, moment, self.settings.policy)
+        expires = decision_expires(facts, view, moment)
         attributes = self._encoded.get(decision.reply)
         if attributes is None:
             attributes = encode_attributes(self.dictionary, decision.reply)
             if len(self._encoded) > 100_000:  # bounded: free-text Reply-Messages vary
                 self._encoded.clear()
             self._encoded[decision.reply] = attributes
-        accepted = decision.verdict is Verdict.ACCEPT
-        if accepted and credentials.mschap2_success is not None:
-            attributes += self._mschap2_attributes(packet, nas, credentials)
-        reply = build_reply(packet, _ACCEPT if accepted else _REJECT, nas.secret, attributes)
-        verdict = decision.verdict.value
-        self.metrics.requests.inc(nas.name, credentials.method, verdict)
         reasons = decision.reasons
-        # AuthRecord's fields in order, straight into the tuple (its constructor costs more).
-        self.sink(_new_record(AuthRecord, (
-            now, login, decision.service_id, nas.id, nas.ip, verdict,
-            reasons[0] if len(reasons) == 1 else "; ".join(reasons), mac_text,
-            decision.mac_differs, port_id, decision.interface_differs, decision.ip,
-            decision.pool, decision.download_kbps, decision.upload_kbps)), decision.learn_mac)
-        return reply
+        reason = reasons[0] if len(reasons) == 1 else "; ".join(reasons)
+        return (expires.timestamp() if expires is not None else math.inf, decision, attributes, reason,
+                now)
 
     def _canonical_mac(self, text: str) -> str:
         mac = self._macs.get(text)
@@ -277,11 +357,11 @@ class AuthHandler:
             return Credentials(False, "mschapv2")
         return Credentials(True, "mschapv2", result.success, result.send_key, result.recv_key)
 
-    def _mschap2_attributes(self, packet: Packet, nas: NasFacts, credentials: Credentials) -> bytes:
+    def _mschap2_attributes(self, authenticator: bytes, nas: NasFacts, credentials: Credentials) -> bytes:
         # The MPPE keys are salt-encrypted against this request's authenticator (RFC 2548).
         return encode_attributes(self.dictionary, [
             ("MS-CHAP2-Success", credentials.mschap2_success),
             ("MS-MPPE-Send-Key", credentials.mppe_send),
             ("MS-MPPE-Recv-Key", credentials.mppe_recv),
             ("MS-MPPE-Encryption-Policy", 1), ("MS-MPPE-Encryption-Types", 6),
-        ], secret=nas.secret, authenticator=packet.authenticator)
+        ], secret=nas.secret, authenticator=authenticator)

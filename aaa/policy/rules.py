@@ -152,6 +152,7 @@ _speed_attributes = lru_cache(maxsize=4096)(render_speed)
 
 def decide(request: RequestFacts, view: SubscriberView, now: datetime,
            settings: PolicySettings) -> Decision:
+    """The verdict for `request` at `now` (see `decision_expires` for how long it holds)."""
     service = view.services_by_login.get(request.login)
     if service is None:
         return reject("unknown login")
@@ -225,6 +226,28 @@ def decide(request: RequestFacts, view: SubscriberView, now: datetime,
         reply += (("Acct-Interim-Interval", settings.acct_interim_interval),)
     return Decision(Verdict.ACCEPT, reply, tuple(reasons), service.id, status, mac_differs,
                     interface_differs, learn, pool, ip, download, upload)
+
+
+def decision_expires(request: RequestFacts, view: SubscriberView, now: datetime) -> datetime | None:
+    """The first moment after `now` at which `decide` could answer `request` otherwise, the
+    view unchanged; None: never. `decide` compares `now` only with a service's trust-unlock
+    end (its own and its associated services') and its custom speed's end date, so its
+    answer holds until the next of those still ahead; the daemon keeps the answer that long.
+    (A new comparison with `now` in `decide` must be added here; tests/test_policy_rules.py
+    holds the two together.)"""
+    service = view.services_by_login.get(request.login)
+    if service is None:
+        return None
+    limits = [service.trust_unlock_until, service.nav_until]
+    partners = view.associated_to.get(service.id, ())
+    if service.associated_service_id is not None:
+        partners = (*partners, service.associated_service_id)
+    for partner_id in partners:
+        partner = view.services_by_id.get(partner_id)
+        if partner is not None:
+            limits.append(partner.trust_unlock_until)
+    ahead = [limit for limit in limits if limit is not None and limit > now]
+    return min(ahead) if ahead else None
 
 
 def _reduced(download: int, upload: int, kind: str, value: int) -> tuple[int, int]:

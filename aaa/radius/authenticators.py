@@ -22,6 +22,7 @@ from aaa.radius.codes import ACCESS_REPLIES, HASHED_REQUESTS, PacketCode
 from aaa.radius.digest import hmac_md5 as _hmac_md5
 from aaa.radius.digest import md5
 from aaa.radius.errors import EncodeError
+from aaa.radius.fastlane import sign_access_reply
 from aaa.radius.packet import MAX_LENGTH, Packet
 
 ZERO16 = bytes(16)
@@ -154,15 +155,14 @@ def build_reply(
     Message-Authenticator is always added to Access-Accept/Reject/Challenge; to other
     replies when `message_authenticator` is true or (if None) the request carried one.
     """
+    if code in ACCESS_REPLIES:
+        echoed = proxy_states(request) if request.proxy_state_count else b""
+        return sign_access_reply(code, request.identifier, request.authenticator, _join(attributes),
+                                 echoed, secret)
     body = _join(attributes)
     if request.proxy_state_count:
         body += proxy_states(request)
-    if code in ACCESS_REPLIES:
-        with_ma = True
-    elif message_authenticator is None:
-        with_ma = request.has_message_authenticator
-    else:
-        with_ma = message_authenticator
+    with_ma = request.has_message_authenticator if message_authenticator is None else message_authenticator
     request_auth = request.authenticator
     if with_ma:
         length = 38 + len(body)
