@@ -8,6 +8,6 @@ Python code instead (same results, slower).
 from setuptools import Extension, setup
 
 setup(ext_modules=[
-    Extension("aaa._speedups", ["aaa/_speedups.c"], optional=True),
+    Extension("aaa._speedups", ["aaa/_speedups.c"], libraries=["m"], optional=True),
     Extension("aaa._radiuswire", ["aaa/_radiuswire.c"], libraries=["crypto"], optional=True),
 ])

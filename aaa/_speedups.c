@@ -1,4 +1,4 @@
-/* The daemon's two hottest loops of plain data shuffling, compiled. Each has a Python
+/* Three of the daemon's hottest loops of plain data shuffling, compiled. Each has a Python
  * reference beside its caller that stays the specification: tests hold the two to the same
  * answers, and without a C compiler the package runs the Python one (an optional build).
  *
@@ -8,6 +8,9 @@
  * 2. `pg_array_literals(rows, kinds)`, for `aaa.db.accounting._pg_arrays`: the accounting
  *    upsert's columns as PostgreSQL array literals, ~7 us a record in Python (two thirds of
  *    it `datetime.isoformat`), on the committer thread, holding the interpreter lock.
+ * 3. `pg_copy_binary(rows, kinds, limits)`, for `aaa.db.authlog.write_records`: the auth
+ *    log's rows in PostgreSQL's binary COPY format; as CSV through the csv module the
+ *    writer spent ~9 us a row, on the same two cores as the daemon.
  *
  * `split_attributes(data, odd_vendors)` walks the attributes of a RADIUS packet whose
  * header `decode` has already checked (20 <= len(data) <= 4096, Length == len(data)) and
@@ -21,6 +24,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <math.h>
 
 #define VENDOR_SPECIFIC 26
 #define MESSAGE_AUTHENTICATOR 80
@@ -352,17 +356,183 @@ error:
     return NULL;
 }
 
+/* --- pg_copy_binary ---------------------------------------------------------------------- */
+
+#define PG_EPOCH_MICROS 946684800000000LL /* 2000-01-01 UTC, PostgreSQL's epoch */
+
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+} Buffer;
+
+static int
+buffer_put(Buffer *buffer, const void *data, Py_ssize_t size)
+{
+    if (buffer->size + size > buffer->capacity) {
+        Py_ssize_t capacity = (buffer->capacity + size) * 2;
+        char *grown = PyMem_Realloc(buffer->data, capacity);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        buffer->data = grown;
+        buffer->capacity = capacity;
+    }
+    memcpy(buffer->data + buffer->size, data, size);
+    buffer->size += size;
+    return 0;
+}
+
+static int
+buffer_put_be(Buffer *buffer, unsigned long long value, int octets)
+{
+    unsigned char out[8];
+    for (int i = octets - 1; i >= 0; i--) {
+        out[i] = (unsigned char)(value & 0xff);
+        value >>= 8;
+    }
+    return buffer_put(buffer, out, octets);
+}
+
+/* One cell: its length (-1 for NULL) and its octets; 0, or -1 with a Python error set. */
+static int
+copy_cell(Buffer *buffer, PyObject *value, char kind, Py_ssize_t limit)
+{
+    if (value == Py_None) {
+        return buffer_put_be(buffer, 0xffffffffULL, 4);
+    }
+    switch (kind) {
+    case 't': { /* timestamptz from POSIX seconds: microseconds since 2000-01-01 UTC */
+        double seconds = PyFloat_AsDouble(value);
+        if (seconds == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+        double micros = nearbyint(seconds * 1e6);  /* round half to even, as round() */
+        if (!(micros > -9.0e18 && micros < 9.0e18)) {
+            PyErr_SetString(PyExc_OverflowError, "a timestamp out of range");
+            return -1;
+        }
+        long long since = (long long)micros - PG_EPOCH_MICROS;
+        return buffer_put_be(buffer, 8, 4) < 0 ? -1 : buffer_put_be(buffer, (unsigned long long)since, 8);
+    }
+    case 'i': { /* int4 */
+        if (!PyLong_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "an integer column holds a non-int value");
+            return -1;
+        }
+        long number = PyLong_AsLong(value);
+        if (number == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (number < -2147483648L || number > 2147483647L) {
+            PyErr_SetString(PyExc_OverflowError, "an integer out of int4's range");
+            return -1;
+        }
+        return buffer_put_be(buffer, 4, 4) < 0 ? -1 : buffer_put_be(buffer, (unsigned long long)(number & 0xffffffffL), 4);
+    }
+    case 'b': { /* bool */
+        int truth = PyObject_IsTrue(value);
+        if (truth < 0) {
+            return -1;
+        }
+        unsigned char octet = (unsigned char)truth;
+        return buffer_put_be(buffer, 1, 4) < 0 ? -1 : buffer_put(buffer, &octet, 1);
+    }
+    case 's': { /* text, at most `limit` characters (0: no limit), as UTF-8 */
+        if (!PyUnicode_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "a text column holds a non-str value");
+            return -1;
+        }
+        PyObject *kept = value;
+        Py_INCREF(kept);
+        if (limit > 0 && PyUnicode_GET_LENGTH(value) > limit) {
+            Py_SETREF(kept, PyUnicode_Substring(value, 0, limit));
+            if (kept == NULL) {
+                return -1;
+            }
+        }
+        Py_ssize_t size;
+        const char *text = PyUnicode_AsUTF8AndSize(kept, &size);
+        int failed = text == NULL || buffer_put_be(buffer, (unsigned long long)size, 4) < 0
+                     || buffer_put(buffer, text, size) < 0;
+        Py_DECREF(kept);
+        return failed ? -1 : 0;
+    }
+    default:
+        PyErr_Format(PyExc_ValueError, "unknown column kind %c", kind);
+        return -1;
+    }
+}
+
+static PyObject *
+pg_copy_binary(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyBytes_Check(args[1]) || !PyTuple_Check(args[2])
+        || PyTuple_GET_SIZE(args[2]) != PyBytes_GET_SIZE(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "pg_copy_binary(rows: list[tuple], kinds: bytes, limits: tuple[int, ...] (one per kind))");
+        return NULL;
+    }
+    PyObject *rows = args[0];
+    const char *kinds = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t columns = PyBytes_GET_SIZE(args[1]);
+    Py_ssize_t limits[256];
+    if (columns > 256) {
+        PyErr_SetString(PyExc_ValueError, "at most 256 columns");
+        return NULL;
+    }
+    for (Py_ssize_t c = 0; c < columns; c++) {
+        limits[c] = PyLong_AsSsize_t(PyTuple_GET_ITEM(args[2], c));
+        if (limits[c] == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    Buffer buffer = {NULL, 0, 0};
+    static const char header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+    if (buffer_put(&buffer, header, 19) < 0) {
+        goto error;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *row = PyList_GET_ITEM(rows, r);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != columns) {
+            PyErr_SetString(PyExc_ValueError, "every row must be a tuple with one value per column");
+            goto error;
+        }
+        if (buffer_put_be(&buffer, (unsigned long long)columns, 2) < 0) {
+            goto error;
+        }
+        for (Py_ssize_t c = 0; c < columns; c++) {
+            if (copy_cell(&buffer, PyTuple_GET_ITEM(row, c), kinds[c], limits[c]) < 0) {
+                goto error;
+            }
+        }
+    }
+    if (buffer_put_be(&buffer, 0xffffULL, 2) < 0) {
+        goto error;
+    }
+    PyObject *result = PyBytes_FromStringAndSize(buffer.data, buffer.size);
+    PyMem_Free(buffer.data);
+    return result;
+
+error:
+    PyMem_Free(buffer.data);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"split_attributes", (PyCFunction)(void (*)(void))split_attributes, METH_FASTCALL,
      "split_attributes(data, odd_vendors) -> (attributes, ma_at, proxy_states) or None"},
     {"pg_array_literals", (PyCFunction)(void (*)(void))pg_array_literals, METH_FASTCALL,
      "pg_array_literals(rows, kinds) -> one PostgreSQL array literal per column"},
+    {"pg_copy_binary", (PyCFunction)(void (*)(void))pg_copy_binary, METH_FASTCALL,
+     "pg_copy_binary(rows, kinds, limits) -> the rows in PostgreSQL's binary COPY format"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "aaa._speedups",
-    "Two hot loops of the daemon, compiled (see aaa/_speedups.c).", -1, methods, NULL, NULL, NULL, NULL,
+    "Three hot loops of the daemon, compiled (see aaa/_speedups.c).", -1, methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC

@@ -6,6 +6,8 @@
   raises MalformedPacket.
 - The accounting upsert's array literals: the same text, cell for cell, as `pg_arrays`
   (tests/test_accounting_store.py sends awkward values through PostgreSQL and back).
+- The auth log's binary COPY: the same octets as `copy_binary` (tests/test_view_db.py
+  sends awkward rows through PostgreSQL and back).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aaa.db import accounting as accounting_db
+from aaa.db import authlog as authlog_db
 from aaa.radius import MalformedPacket, decode, load_dictionary
 from aaa.radius import packet as packet_module
 from aaa.radius.packet import split_attributes
@@ -208,3 +211,57 @@ def test_array_literals_match_the_python_reference(rows: list[tuple[Any, ...]]) 
     (UTC with and without microseconds, naive, another zone) gives the reference's text."""
     assert arrays is not None
     assert arrays(rows, KINDS) == accounting_db.pg_arrays(rows)
+
+
+# --- the auth log's binary COPY -----------------------------------------------------------------
+
+copy_compiled = authlog_db._compiled_copy
+_copy_cell = {
+    ord("t"): st.one_of(st.none(), st.floats(0, 4e9, allow_nan=False),
+                        st.integers(1_700_000_000_000_000, 1_800_000_000_000_000).map(lambda m: m / 1e6),
+                        st.integers(1_700_000_000, 1_800_000_000).map(lambda s: s + 0.0000005)),
+    ord("i"): st.one_of(st.none(), st.integers(-2**31, 2**31 - 1), st.just(True)),
+    ord("b"): st.one_of(st.none(), st.booleans()),
+    ord("s"): st.one_of(st.none(), st.text(max_size=80), st.just("M" * 300), st.just("São 😀\t\n\\")),
+}
+_copy_row = st.tuples(*(_copy_cell[kind] for kind in authlog_db.KINDS))
+
+
+def test_the_copy_kinds_and_limits_follow_the_table() -> None:
+    """One kind and one limit per auth_log column, read from the model: the time 't', the
+    numbers 'i', the flags 'b', text 's' with varchar's length (reason: unlimited)."""
+    named = dict(zip(authlog_db.COLUMNS, zip(authlog_db.KINDS.decode(), authlog_db.LIMITS, strict=True),
+                     strict=True))
+    assert named["at"] == ("t", 0) and named["service_id"] == ("i", 0) and named["mac_differs"] == ("b", 0)
+    assert named["mac"] == ("s", 64) and named["login"] == ("s", 253) and named["reason"] == ("s", 0)
+
+
+@needs_it
+@SETTINGS
+@given(st.lists(_copy_row, max_size=6))
+def test_binary_copy_is_the_same_from_both(rows: list[tuple[Any, ...]]) -> None:
+    """Any rows of the auth log's shape (times that round half-way, int4's ends, long and
+    awkward text, NULLs everywhere): the same octets."""
+    assert copy_compiled is not None
+    assert copy_compiled(rows, authlog_db.KINDS, authlog_db.LIMITS) == authlog_db.copy_binary(rows)
+
+
+@needs_it
+def test_binary_copy_refuses_the_same_values() -> None:
+    """An int past int4, a str in an int column, an int in a text column, a short row, an
+    unknown kind: the same error type from both (the batch fails loudly, not garbled)."""
+    assert copy_compiled is not None
+    good = (1.7e9, "u", 1, None, "ip", "accept", "r", None, False, None, False, None, None, None, None)
+    cases: list[tuple[list[tuple[Any, ...]], bytes, type[Exception]]] = [
+        ([(*good[:2], 2 ** 31, *good[3:])], authlog_db.KINDS, OverflowError),
+        ([(*good[:2], "x", *good[3:])], authlog_db.KINDS, TypeError),
+        ([(*good[:1], 5, *good[2:])], authlog_db.KINDS, TypeError),
+        ([good[:-1]], authlog_db.KINDS, ValueError),
+        ([good], b"x" + authlog_db.KINDS[1:], ValueError),
+    ]
+    for rows, kinds, error in cases:
+        with pytest.raises(error):
+            copy_compiled(rows, kinds, authlog_db.LIMITS)
+        with pytest.raises(error):
+            authlog_db.copy_binary(rows, kinds)
+    assert copy_compiled([], authlog_db.KINDS, authlog_db.LIMITS) == authlog_db.copy_binary([])

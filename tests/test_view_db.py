@@ -174,12 +174,25 @@ def test_authlog_process_ships_a_sealed_chunk_at_once(engine: Engine, sessions: 
         writer.stop(timeout=30)
 
 
-def test_authlog_timestamps_are_written_as_the_same_instant_as_datetime_would() -> None:
-    """The per-second cached formatter gives the instant `datetime.fromtimestamp` gives
-    (to the microsecond, rounding included) for the COPY text, across second boundaries."""
-    from aaa.db.authlog import _IsoStamps
-
-    iso = _IsoStamps()
-    for at in (0.0, 1795460000.0, 1795460000.123456, 1795460000.9999996, 1795460001.5,
-               1795460000.000001, 1795460059.999999):
-        assert datetime.fromisoformat(iso(at)) == datetime.fromtimestamp(at, UTC), at
+def test_authlog_rows_come_back_as_written(engine: Engine, sessions: sessionmaker[Session]) -> None:
+    """Written (binary COPY on PostgreSQL) and read back: the instant `datetime.fromtimestamp`
+    gives, to the microsecond with its rounding, across second boundaries; awkward text
+    (tab, newline, backslash, quotes, accents, an emoji) as sent; NULLs as NULL; a
+    Calling-Station-Id longer than the column's 64 characters cut to fit instead of
+    failing the whole batch (and every later one with it)."""
+    stamps = (1795460000.0, 1795460000.123456, 1795460000.9999996, 1795460001.5,
+              1795460000.000001, 1795460059.999999, 1795460000.0000005)
+    odd = 'tab\there\nnew "q" back\\slash São Paulo 😀'
+    records = [AuthRecord(at, f"u{i}", None, None, "10.0.0.1", "reject", odd, "M" * 100 if i == 0 else None,
+                          i % 2 == 0, odd if i == 1 else None, True, None, None, None, 2_147_483_647)
+               for i, at in enumerate(stamps)]
+    authlog.write_records(engine, records)
+    with sessions() as session:
+        rows = {row.login: row for row in authlog.query(session, limit=100)}
+    assert len(rows) == len(stamps)
+    for i, at in enumerate(stamps):
+        row = rows[f"u{i}"]
+        assert row.at == datetime.fromtimestamp(at, UTC), at
+        assert row.reason == odd and row.service_id is None and row.upload_kbps == 2_147_483_647
+        assert row.mac_differs is (i % 2 == 0) and row.interface_differs is True
+    assert rows["u0"].mac == "M" * 64 and rows["u1"].mac is None and rows["u1"].interface == odd
