@@ -156,6 +156,17 @@ def test_mac_checks() -> None:
     assert not same.mac_differs and same.learn_mac is None
 
 
+def test_learn_stores_only_a_mac() -> None:
+    """In learn mode a Calling-Station-Id that is no MAC (some NAS send a port or circuit
+    text there) is not learned, and the reasons say so; one in another spelling is learned
+    in the canonical one. (Learning the text used to fail the writer's batch over and over.)"""
+    learner = view(svc(mac_binding="learn"))
+    odd = run(learner, mac="pppoe-vlan100-port3")
+    assert odd.accepted and odd.learn_mac is None
+    assert "Calling-Station-Id 'pppoe-vlan100-port3' is not a MAC: nothing learned" in odd.reasons
+    assert run(learner, mac="aabb.ccdd.eeff").learn_mac == "AA:BB:CC:DD:EE:FF"
+
+
 def test_interface_checks() -> None:
     """NAS-Port-Id and NAS against the registered interface: differences are flagged, not refused."""
     s = svc(interface="vlan100", nas_id=1)

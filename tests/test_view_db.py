@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -196,3 +197,38 @@ def test_authlog_rows_come_back_as_written(engine: Engine, sessions: sessionmake
         assert row.reason == odd and row.service_id is None and row.upload_kbps == 2_147_483_647
         assert row.mac_differs is (i % 2 == 0) and row.interface_differs is True
     assert rows["u0"].mac == "M" * 64 and rows["u1"].mac is None and rows["u1"].interface == odd
+
+
+def test_a_batch_the_database_refuses_is_dropped_once_not_retried_forever(
+        engine: Engine, sessions: sessionmaker[Session], capsys: pytest.CaptureFixture[str]) -> None:
+    """A row the database refuses (no login: NOT NULL) fails its batch's write: the batch is
+    counted as refused and logged, and `store` returns, so the writer moves on instead of
+    retrying it forever with the log blocked behind it; a MAC a rule refuses is skipped
+    and logged while the others in the batch are learned; storing again writes nothing
+    twice."""
+    from aaa.daemon.authlog import Batch
+
+    act(sessions, setup)
+    for login in ("ana", "bia"):
+        act(sessions, lambda ctx, login=login: services.edit_service(ctx, login, mac_binding="learn"))
+    with sessions() as session:
+        ids = {login: service_id for login, service_id in session.execute(select(Service.login, Service.id))}
+    good = AuthRecord(NOW.timestamp(), "bia", None, 1, "10.0.0.1", "reject", "unknown", None,
+                      False, None, False, None, None, None, None)
+    batch = Batch([good, good._replace(login=None)],
+                  {ids["bia"]: "not-a-mac", ids["ana"]: "AA:BB:CC:00:00:07"})
+    batch.store(engine, sessions, NOW)
+    assert batch.refused == 2 and batch.size == 2
+    batch.store(engine, sessions, NOW)  # a retry after success: nothing again
+    logged = capsys.readouterr().err
+    assert "event=authlog_batch_refused" in logged and "rows=2" in logged
+    assert "event=mac_not_learned" in logged and "rule=service.mac_invalid" in logged
+    with sessions() as session:
+        assert authlog.query(session, login="bia") == []
+        assert session.get(Service, ids["ana"]).mac == "AA:BB:CC:00:00:07"  # type: ignore[union-attr]
+        assert session.get(Service, ids["bia"]).mac is None  # type: ignore[union-attr]
+    written = Batch([good], {})
+    written.store(engine, sessions, NOW)
+    written.store(engine, sessions, NOW)
+    with sessions() as session:
+        assert written.refused == 0 and len(authlog.query(session, login="bia")) == 1

@@ -3,7 +3,8 @@
 The hot path only calls `submit`: a length check and a deque append, no lock taken and
 never blocking; when the buffer is full the record is dropped and counted. The thread
 wakes every `interval`, writes what is there in one COPY/executemany, and applies the
-MACs to learn through the management layer (history and change feed included).
+MACs to learn through the management layer (history and change feed included); see
+`Batch` for what is retried and what is dropped.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.daemon.metrics import Metrics
 from aaa.db.authlog import AuthRecord, write_records
-from aaa.log import Repeating
+from aaa.log import Repeating, log_event
 from management.context import Actor, Context
+from management.errors import RuleViolation
 from management.services import learn_mac
 
 RADIUS_ACTOR = Actor(operator_id=None, login="radius", is_admin=True, permissions=frozenset())
@@ -72,31 +74,33 @@ class AuthLogWriter:
         return records
 
     def _run(self) -> None:
-        pending: list[AuthRecord] = []
+        batch: Batch | None = None
         backoff = 0.5
         while True:
-            if not pending:
-                pending = self._take()
-            if not pending and not self._learn:
-                if self._stopping.is_set():
-                    return
-                self._stopping.wait(self._interval)
-                continue
+            if batch is None:
+                records = self._take()
+                if not records and not self._learn:
+                    if self._stopping.is_set():
+                        return
+                    self._stopping.wait(self._interval)
+                    continue
+                batch = Batch(records, self._take_learned())
             started = time.perf_counter()
             try:
-                store(self._engine, self._sessions, pending, self._take_learned(), self._clock())
+                batch.store(self._engine, self._sessions, self._clock())
             except Exception as exc:  # the database may be away: keep the batch, retry
-                self._failures.failed(error=type(exc).__name__, rows=len(pending))
+                self._failures.failed(error=type(exc).__name__, rows=batch.size)
                 if self._stopping.is_set():
                     return
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             self._failures.succeeded()
-            if pending:
+            if batch.size:
                 self._metrics.authlog_write.observe(time.perf_counter() - started)
-                self._metrics.authlog_written.inc(len(pending))
-            pending = []
+                self._metrics.authlog_written.inc(batch.size - batch.refused)
+                self._metrics.authlog_refused.inc(batch.refused)
+            batch = None
             backoff = 0.5
 
     def _take_learned(self) -> dict[int, str]:
@@ -107,13 +111,49 @@ class AuthLogWriter:
         return learned
 
 
-def store(engine: Engine, sessions: sessionmaker[Session], records: Sequence[AuthRecord | tuple[Any, ...]],
-          learned: dict[int, str], now: datetime) -> None:
-    """One batch: the records in one COPY/executemany, then the MACs to learn through the
-    management layer (history and change feed included)."""
-    write_records(engine, records)
-    if learned:
-        with sessions() as session, session.begin():
-            ctx = Context(session=session, actor=RADIUS_ACTOR, now=now)
-            for service_id, mac in learned.items():
-                learn_mac(ctx, service_id, mac)
+# A row that cannot even be formatted (a number past its column's range, a wrong type):
+# no retry would write it either.
+_UNWRITABLE = (ValueError, TypeError, OverflowError)
+
+
+class Batch:
+    """One batch of the auth log: its rows and the MACs to learn, each stored once however
+    often `store` is retried.
+
+    `store` raises when trying again may help (the database away); what the database or a
+    business rule refuses for its content is dropped, counted in `refused` and logged, so
+    one bad row or MAC cannot block the log forever (nor be written twice by a retry).
+    """
+
+    def __init__(self, records: Sequence[AuthRecord | tuple[Any, ...]], learned: dict[int, str]) -> None:
+        self.records = records
+        self.learned = learned
+        self.size = len(records)
+        self.refused = 0  # rows the database refused
+
+    def store(self, engine: Engine, sessions: sessionmaker[Session], now: datetime) -> None:
+        if self.records:
+            dbapi = engine.dialect.loaded_dbapi
+            try:
+                write_records(engine, self.records)
+            except (dbapi.DataError, dbapi.IntegrityError, *_UNWRITABLE) as exc:
+                self.refused = self.size
+                log_event("authlog_batch_refused", error=type(exc).__name__, rows=self.size,
+                          detail=str(exc).splitlines()[0][:200] if str(exc) else "")
+            self.records = ()
+        if self.learned:
+            learn_macs(sessions, self.learned, now)
+            self.learned = {}
+
+
+def learn_macs(sessions: sessionmaker[Session], learned: dict[int, str], now: datetime) -> None:
+    """The MACs to learn, through the management layer (history and change feed included),
+    in one transaction; one a rule refuses is logged and skipped."""
+    with sessions() as session, session.begin():
+        ctx = Context(session=session, actor=RADIUS_ACTOR, now=now)
+        for service_id, mac in learned.items():
+            try:
+                with session.begin_nested():
+                    learn_mac(ctx, service_id, mac)
+            except RuleViolation as exc:
+                log_event("mac_not_learned", service_id=service_id, mac=mac[:64], rule=exc.rule)

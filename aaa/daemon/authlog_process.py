@@ -34,8 +34,9 @@ _STOP = b""
 
 
 def _child(url: str, connection: Connection) -> None:
-    """The writer process: batches in, (rows, seconds) out; retries while the database is away."""
-    from aaa.daemon.authlog import store
+    """The writer process: batches in, (rows written, seconds, rows refused) out; retries while
+    the database is away."""
+    from aaa.daemon.authlog import Batch
     from aaa.db.engine import make_engine, session_factory
 
     engine = make_engine(url)
@@ -46,19 +47,19 @@ def _child(url: str, connection: Connection) -> None:
         if payload == _STOP:
             break
         chunks, learned = pickle.loads(payload)
-        records = [row for chunk in chunks for row in pickle.loads(chunk)]  # AuthRecord field order
+        batch = Batch([row for chunk in chunks for row in pickle.loads(chunk)], learned)  # AuthRecord order
         backoff = 0.5
         while True:
             started = time.perf_counter()
             try:
-                store(engine, sessions, records, learned, datetime.now(UTC))
+                batch.store(engine, sessions, datetime.now(UTC))
                 break
             except Exception as exc:  # keep the batch; the parent's buffer absorbs the wait
-                failures.failed(error=type(exc).__name__, rows=len(records))
+                failures.failed(error=type(exc).__name__, rows=batch.size)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         failures.succeeded()
-        connection.send((len(records), time.perf_counter() - started))
+        connection.send((batch.size - batch.refused, time.perf_counter() - started, batch.refused))
     engine.dispose()
 
 
@@ -197,11 +198,12 @@ class AuthLogProcess:
             if not connection.poll(wait):
                 return
             try:
-                written, seconds = connection.recv()
+                written, seconds, refused = connection.recv()
             except EOFError:
                 return
-            self._written += written
+            self._written += written + refused  # refused rows are accounted for: not lost at stop
             self._metrics.authlog_written.inc(written)
+            self._metrics.authlog_refused.inc(refused)
             self._metrics.authlog_write.observe(seconds)
 
     def _run(self) -> None:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import NamedTuple
 
+from aaa.policy.mac import canonical_mac
 from aaa.policy.vendors import OtherVendorRates, ReplyAttribute, render_speed
 from aaa.policy.view import NasFacts, PlanFacts, ServiceFacts, SubscriberView
 
@@ -168,8 +169,11 @@ def decide(request: RequestFacts, view: SubscriberView, now: datetime,
         if service.mac_binding == "enforce":
             return reject("MAC address not allowed", service.id, mac_differs=True)
     elif service.mac is None and mac and service.mac_binding == "learn":
-        learn = mac
-        reasons.append(f"learning MAC {mac}")
+        learn = canonical_mac(mac)  # a NAS may send other text there: only a MAC is learned
+        if learn is not None:
+            reasons.append(f"learning MAC {learn}")
+        else:
+            reasons.append(f"Calling-Station-Id {mac!r} is not a MAC: nothing learned")
     interface_differs = _interface_differs(service, request)
     if interface_differs:
         reasons.append(f"interface {request.port_id!r} differs from registered {service.interface!r}")
