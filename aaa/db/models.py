@@ -247,7 +247,7 @@ class AuthLogEntry(Base):
     __tablename__ = "auth_log"
     __table_args__ = (Index("ix_auth_log_login_at", "login", "at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     login: Mapped[str] = mapped_column(String(253))
     service_id: Mapped[int | None] = mapped_column(Integer)
