@@ -559,3 +559,24 @@ def test_a_stuck_database_sends_accounting_to_the_journal(fresh_db_url: str, tmp
             committer._writer.close()
         finally:
             engine.dispose()
+
+
+def test_a_long_calling_station_id_is_cut_not_refused(sessions: sessionmaker[Session]) -> None:
+    """A Calling-Station-Id that is no MAC and longer than acct_sessions.mac (a circuit
+    description of 200 characters) is stored cut to the column's 64: were it refused, the
+    whole group would go to the journal and every replay would fail on it, keeping all
+    accounting out of the database."""
+    from aaa.accounting.events import MAC_LENGTH, event_from_packet
+    from aaa.policy.view import NasFacts
+    from aaa.radius import PacketCode, build_request, decode, encode_attributes, load_dictionary
+
+    dictionary = load_dictionary()
+    circuit = "circuit-" + "x" * 192
+    data = build_request(PacketCode.ACCOUNTING_REQUEST, 1, encode_attributes(dictionary, [
+        ("User-Name", "ana"), ("Acct-Status-Type", "Start"), ("Acct-Session-Id", "long-1"),
+        ("Calling-Station-Id", circuit)]), b"s")
+    nas = NasFacts(1, "mk1", "10.0.0.1", "mikrotik", b"s")
+    event = event_from_packet(decode(data, dictionary), nas, "10.0.0.1", NOW, 7, "ana")
+    assert event.mac == circuit[:64] and AcctSession.__table__.c.mac.type.length == MAC_LENGTH
+    apply_events(sessions, [event])
+    assert [row.mac for row in rows(sessions).values()] == [circuit[:64]]

@@ -85,13 +85,18 @@ def _ipv4(raw: bytes | None) -> str | None:
 
 
 _CANONICAL_MAC = re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2}){5}")
+# acct_sessions.mac holds 64 characters; a Calling-Station-Id may carry 253 octets of other
+# text (a circuit or port description). Longer text would make the database refuse the
+# whole group, and every later one behind it in the journal: it is cut instead.
+MAC_LENGTH = 64
 
 
 def _mac(calling: str) -> str:
-    """Calling-Station-Id as a canonical MAC when it is one (as MikroTik already sends it)."""
+    """Calling-Station-Id as a canonical MAC when it is one (as MikroTik already sends it),
+    else the text, cut to the column."""
     if _CANONICAL_MAC.fullmatch(calling):
         return calling
-    return canonical_mac(calling) or calling
+    return canonical_mac(calling) or calling[:MAC_LENGTH]
 
 
 def event_from_packet(packet: Packet, nas: NasFacts, source_ip: str, arrived: datetime,
