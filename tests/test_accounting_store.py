@@ -580,3 +580,45 @@ def test_a_long_calling_station_id_is_cut_not_refused(sessions: sessionmaker[Ses
     assert event.mac == circuit[:64] and AcctSession.__table__.c.mac.type.length == MAC_LENGTH
     apply_events(sessions, [event])
     assert [row.mac for row in rows(sessions).values()] == [circuit[:64]]
+
+
+def test_a_record_the_database_refuses_is_set_aside_and_the_rest_stored(
+        tmp_path: Path, sessions: sessionmaker[Session], capsys: pytest.CaptureFixture[str]) -> None:
+    """A record the database refuses for its content (no login: NOT NULL) is found by
+    storing its group one record at a time and set aside in `<journal>.rejected`; the rest
+    of the group is stored, the group answered, nothing journaled. The same in a replay: a
+    journal holding such a record is emptied instead of failing for ever."""
+    done: list[tuple[int, bool]] = []
+    metrics = Metrics()
+    journal = Journal(tmp_path / "acct.jnl", 10_000_000)
+    committer = GroupCommitter(sessions, journal, metrics, lambda g, ok: done.append((len(g), ok)))
+    poison = ev("start", 0, uid="bad", login=None)
+    committer._commit([Pending(ev("start", 0, uid="a"), None), Pending(poison, None),
+                       Pending(ev("stop", 3, uid="a", input_octets=5), None)])
+    assert done == [(3, True)] and journal.records == 0
+    assert set(rows(sessions)) == {"a"} and rows(sessions)["a"].stopped_at is not None
+    rejected = (tmp_path / "acct.jnl.rejected").read_text().splitlines()
+    assert [json.loads(line)["unique_id"] for line in rejected] == ["bad"]
+    assert metrics.registry.get_sample_value("aaa_acct_refused_total") == 1
+    assert "event=accounting_record_refused" in capsys.readouterr().err
+
+    journal.append([ev("start", 0, uid="b"), poison, ev("interim", 2, uid="b", input_octets=9)])
+    assert committer.replay() is True and journal.records == 0
+    assert rows(sessions)["b"].input_octets == 9
+    assert len((tmp_path / "acct.jnl.rejected").read_text().splitlines()) == 2
+
+
+def test_refused_tells_a_refusal_from_an_outage() -> None:
+    """DataError and IntegrityError (any driver's, wrapped or not) are refusals; a lost
+    connection is not."""
+    import sqlite3
+
+    import psycopg2
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from aaa.accounting.committer import refused
+
+    assert refused(psycopg2.errors.StringDataRightTruncation())
+    assert refused(IntegrityError("INSERT", {}, sqlite3.IntegrityError("NOT NULL")))
+    assert not refused(OperationalError("SELECT 1", {}, psycopg2.OperationalError("gone")))
+    assert not refused(ConnectionResetError())

@@ -11,6 +11,12 @@ done (and only then acknowledged to the NAS) once it is in the database or fsync
 the journal. While the journal holds anything, new groups are journaled too, so that the
 replay applies everything in arrival order; the replay is retried every second.
 
+A record the database refuses for its content (not for being away), which no retry would
+store, is found by applying its group one record at a time and set aside in
+`<journal>.rejected` (`Journal.set_aside`); the rest of the group is stored and answered.
+Without that, one such record sent the group to the journal and failed every replay,
+keeping all accounting out of the database.
+
 Every few seconds (while the journal is empty) it also reads the open sessions back
 from the database and hands them to the open-session index: sessions closed elsewhere
 (`aaa sessions close-stale`, another daemon or worker) must stop counting against
@@ -36,6 +42,14 @@ from aaa.db.accounting import STALL_AFTER, SessionWriter, apply_events, open_ses
 from aaa.log import Repeating, log_event
 
 _REPLAY_CHUNK = 5_000
+
+
+def refused(exc: BaseException) -> bool:
+    """True when the database refused the data itself (PEP 249's DataError or
+    IntegrityError, whichever driver raised it, wrapped by SQLAlchemy or not), not when it
+    could not be reached."""
+    original = getattr(exc, "orig", None) or exc
+    return any(cls.__name__ in ("DataError", "IntegrityError") for cls in type(original).__mro__)
 
 
 class Pending(NamedTuple):
@@ -158,7 +172,7 @@ class GroupCommitter:
         if not self.journal.records:
             started = time.perf_counter()
             try:
-                apply_events(self._sessions, events, self._writer)
+                self._apply(events, self._writer)
             except Exception as exc:
                 log_event("accounting_database_unavailable", error=type(exc).__name__,
                           detail=str(exc).splitlines()[0][:200] if str(exc) else "")
@@ -182,13 +196,30 @@ class GroupCommitter:
             self._journal_since = time.monotonic()
         self._done(group, True)
 
+    def _apply(self, events: list[AcctEvent], writer: SessionWriter | None = None) -> None:
+        """apply_events; when the database refuses the content, the events again one at a
+        time (storing is idempotent), the refused ones set aside. Anything else raises."""
+        try:
+            apply_events(self._sessions, events, writer)
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            for event in events:
+                try:
+                    apply_events(self._sessions, [event], writer)
+                except Exception as one:
+                    if not refused(one):
+                        raise
+                    self.journal.set_aside(event, one)
+                    self._metrics.acct_refused.inc()
+
     def replay(self) -> bool:
         """Apply the journal to the database; True when it is empty afterwards."""
         self._last_replay = time.monotonic()
         applied = 0
         try:
             for chunk in self.journal.chunks(_REPLAY_CHUNK):
-                apply_events(self._sessions, chunk)
+                self._apply(chunk)
                 applied += len(chunk)
         except Exception as exc:
             self._replay_failures.failed(error=type(exc).__name__, applied=applied)

@@ -146,6 +146,21 @@ class Journal:
         log_event("accounting_journal_line_rejected", journal=str(self.path), line=number,
                   error=type(exc).__name__, kept_in=str(rejected))
 
+    def set_aside(self, event: AcctEvent, exc: Exception) -> None:
+        """A record the database refuses for its content goes where unreadable lines go,
+        `<journal>.rejected` (fsync'd: it may have been acknowledged), for a person to look
+        at; the records behind it carry on."""
+        rejected = self.path.with_name(self.path.name + ".rejected")
+        with open(rejected, "ab") as out:
+            out.write(json.dumps(event.to_json()).encode() + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        self.rejected += 1
+        original = getattr(exc, "orig", None) or exc
+        detail = str(original).splitlines()[0][:200] if str(original) else ""
+        log_event("accounting_record_refused", unique_id=event.unique_id, login=event.login,
+                  error=type(original).__name__, detail=detail, kept_in=str(rejected))
+
     def clear(self) -> None:
         self._rejected_lines.clear()
         self._file.truncate(0)

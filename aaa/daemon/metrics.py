@@ -148,6 +148,8 @@ class Metrics:
                                             "Failed writes of the local view snapshot", registry=r)
         self.authlog_depth = Gauge("aaa_authlog_queue_depth", "Auth-log rows waiting", registry=r)
         self.authlog_written = Counter("aaa_authlog_written", "Auth-log rows written", registry=r)
+        self.acct_refused = Counter("aaa_acct_refused", "Accounting records the database refused, "
+                                    "set aside in <journal>.rejected", registry=r)
         self.authlog_refused = Counter("aaa_authlog_refused", "Auth-log rows the database refused "
                                        "(dropped and logged as authlog_batch_refused)", registry=r)
         self.authlog_write = Histogram("aaa_authlog_write_seconds", "Auth-log batch write time",
