@@ -232,3 +232,17 @@ def test_a_batch_the_database_refuses_is_dropped_once_not_retried_forever(
     written.store(engine, sessions, NOW)
     with sessions() as session:
         assert written.refused == 0 and len(authlog.query(session, login="bia")) == 1
+
+
+def test_a_batch_longer_than_a_piece_is_written_whole(engine: Engine,
+                                                      sessions: sessionmaker[Session]) -> None:
+    """A batch is formatted for COPY 256 rows at a time (the interpreter lock is handed back
+    between pieces): 257 and 600 rows arrive whole, in order, each row intact."""
+    for count in (256, 257, 600):
+        records = [AuthRecord(1795460000.0 + i, f"p{count}", i, None, "10.0.0.1", "accept", "ok", None, False,
+                              None, False, None, "pool", i, None) for i in range(count)]
+        authlog.write_records(engine, records)
+        with sessions() as session:
+            stored = authlog.query(session, login=f"p{count}", limit=1000)
+        assert sorted(row.service_id for row in stored) == list(range(count))
+        assert all(row.download_kbps == row.service_id and row.pool == "pool" for row in stored)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from io import BytesIO
 from typing import Any, NamedTuple
 
 from sqlalchemy import Boolean, Engine, Integer, String, select
@@ -111,6 +110,34 @@ except ImportError:  # built without a C compiler: the Python above
     _compiled_copy = None
 
 
+_PIECE = 256  # rows formatted per read
+
+
+class _CopyStream:
+    """The binary COPY of `rows` as psycopg2 reads it, formatted a piece at a time: a
+    thread writing thousands of rows hands the interpreter lock back between pieces (the
+    compiled formatter holds it), so the reactor is not held up for the whole batch."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+        self._next = 0
+
+    def read(self, size: int = -1) -> bytes:
+        start = self._next
+        if start > len(self._rows):
+            return b""
+        piece = self._rows[start:start + _PIECE]
+        self._next = start + _PIECE
+        payload = _compiled_copy(piece, KINDS, LIMITS) if _compiled_copy is not None else copy_binary(piece)
+        head = 0 if start == 0 else len(_SIGNATURE)
+        last = self._next >= len(self._rows)
+        if last:
+            self._next = len(self._rows) + 1
+        return payload[head:] if last else payload[head:-2]
+
+    readline = read
+
+
 def _fitted(values: Sequence[Any]) -> tuple[Any, ...]:
     """Text cut to its column's limit, as `copy_binary` does (SQLite itself would keep it)."""
     return tuple(value[:limit] if limit and type(value) is str else value
@@ -127,9 +154,7 @@ def write_records(engine: Engine, records: Sequence[AuthRecord | tuple[Any, ...]
         cursor = connection.cursor()
         if engine.dialect.name == "postgresql":
             rows = records if type(records) is list else list(records)
-            payload = (_compiled_copy(rows, KINDS, LIMITS) if _compiled_copy is not None
-                       else copy_binary(rows))
-            cursor.copy_expert(_COPY, BytesIO(payload))
+            cursor.copy_expert(_COPY, _CopyStream(rows))
         else:
             # SQLAlchemy's SQLite DateTime form (naive UTC), so the ORM reads these back.
             stamp = datetime.fromtimestamp
