@@ -270,6 +270,21 @@ cell_text(PyObject *value, char kind)
     return quoted;
 }
 
+/* 1 when every item of the list `rows` is a tuple of `columns` values; else 0 with a
+ * ValueError set. */
+static int
+rows_fit(PyObject *rows, Py_ssize_t columns)
+{
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
+        PyObject *row = PyList_GET_ITEM(rows, r);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != columns) {
+            PyErr_SetString(PyExc_ValueError, "every row must be a tuple with one value per column");
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static PyObject *
 pg_array_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -281,12 +296,8 @@ pg_array_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t
     const char *kinds = PyBytes_AS_STRING(args[1]);
     Py_ssize_t columns = PyBytes_GET_SIZE(args[1]);
     Py_ssize_t count = PyList_GET_SIZE(rows);
-    for (Py_ssize_t r = 0; r < count; r++) {
-        PyObject *row = PyList_GET_ITEM(rows, r);
-        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != columns) {
-            PyErr_SetString(PyExc_ValueError, "every row must be a tuple with one value per column");
-            return NULL;
-        }
+    if (!rows_fit(rows, columns)) {
+        return NULL;
     }
     if (count == 0) {  /* as zip(*rows) in the Python version: no row, no column */
         return PyList_New(0);
@@ -493,12 +504,11 @@ pg_copy_binary(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
         goto error;
     }
     Py_ssize_t count = PyList_GET_SIZE(rows);
+    if (!rows_fit(rows, columns)) {
+        goto error;
+    }
     for (Py_ssize_t r = 0; r < count; r++) {
         PyObject *row = PyList_GET_ITEM(rows, r);
-        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != columns) {
-            PyErr_SetString(PyExc_ValueError, "every row must be a tuple with one value per column");
-            goto error;
-        }
         if (buffer_put_be(&buffer, (unsigned long long)columns, 2) < 0) {
             goto error;
         }

@@ -616,7 +616,7 @@ def test_refused_tells_a_refusal_from_an_outage() -> None:
     import psycopg2
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    from aaa.accounting.committer import refused
+    from aaa.db.engine import refused
 
     assert refused(psycopg2.errors.StringDataRightTruncation())
     assert refused(IntegrityError("INSERT", {}, sqlite3.IntegrityError("NOT NULL")))

@@ -214,17 +214,24 @@ def lane_cases() -> list[bytes]:
     return cases
 
 
-def answer_all(lane: str, cases: list[bytes],
-               monkeypatch: pytest.MonkeyPatch) -> tuple[list[bytes | None], list[AuthRecord], str]:
+def answer_all(lane: str, cases: list[bytes], monkeypatch: pytest.MonkeyPatch,
+               taken: list[int] | None = None) -> tuple[list[bytes | None], list[AuthRecord], str]:
+    """Every case on both NAS through one lane; `taken` counts the fast lane's requests."""
     from prometheus_client import generate_latest
 
     from aaa.daemon import handler as handler_module
     from aaa.radius import fastlane
 
-    if lane == "general":
-        monkeypatch.setattr(handler_module, "parse_access_request", lambda data, secret: None)
-    elif lane == "python":
-        monkeypatch.setattr(handler_module, "parse_access_request", fastlane.python_parse_access_request)
+    parse = fastlane.python_parse_access_request if lane == "python" else handler_module.parse_access_request
+
+    def counted(data: bytes, secret: bytes) -> fastlane.AccessRequest | None:
+        request = None if lane == "general" else parse(data, secret)
+        if taken is not None and request is not None:
+            taken.append(1)
+        return request
+
+    monkeypatch.setattr(handler_module, "parse_access_request", counted)
+    if lane == "python":
         monkeypatch.setattr(fastlane, "_sign", fastlane.python_sign_access_reply)
     view = SubscriberView.build([ANA, FIXED, OWING, PARTIAL], [PLAN], [MK, LAX],
                                 {"POOL_SUSPENSAO_TOTAL": "bloqueados"}, 1)
@@ -246,9 +253,13 @@ def test_both_lanes_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     Proxy-States, CHAP; a request without Message-Authenticator is dropped on the NAS that
     requires it and answered on the other."""
     cases = lane_cases()
-    fast = answer_all("fast", cases, monkeypatch)
+    taken: list[int] = []
+    fast = answer_all("fast", cases, monkeypatch, taken)
+    assert len(taken) == 2 * (len(cases) - 1)  # all but the one without Message-Authenticator
     assert fast == answer_all("general", cases, monkeypatch)
-    assert fast == answer_all("python", cases, monkeypatch)
+    python_taken: list[int] = []
+    assert fast == answer_all("python", cases, monkeypatch, python_taken)
+    assert python_taken == taken
     replies, rows, metrics = fast
     assert sum(reply is None for reply in replies) == 1
     assert {row.result for row in rows} == {"accept", "reject"}

@@ -39,17 +39,10 @@ from aaa.accounting.events import AcctEvent
 from aaa.accounting.journal import Journal
 from aaa.daemon.metrics import Metrics
 from aaa.db.accounting import STALL_AFTER, SessionWriter, apply_events, open_session_keys
+from aaa.db.engine import error_detail, refused
 from aaa.log import Repeating, log_event
 
 _REPLAY_CHUNK = 5_000
-
-
-def refused(exc: BaseException) -> bool:
-    """True when the database refused the data itself (PEP 249's DataError or
-    IntegrityError, whichever driver raised it, wrapped by SQLAlchemy or not), not when it
-    could not be reached."""
-    original = getattr(exc, "orig", None) or exc
-    return any(cls.__name__ in ("DataError", "IntegrityError") for cls in type(original).__mro__)
 
 
 class Pending(NamedTuple):
@@ -175,7 +168,7 @@ class GroupCommitter:
                 self._apply(events, self._writer)
             except Exception as exc:
                 log_event("accounting_database_unavailable", error=type(exc).__name__,
-                          detail=str(exc).splitlines()[0][:200] if str(exc) else "")
+                          detail=error_detail(exc))
             else:
                 self._metrics.acct_commit.observe(time.perf_counter() - started)
                 self._done(group, True)

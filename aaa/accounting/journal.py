@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from aaa.accounting.events import AcctEvent
+from aaa.db.engine import error_detail
 from aaa.log import log_event
 
 
@@ -156,10 +157,9 @@ class Journal:
             out.flush()
             os.fsync(out.fileno())
         self.rejected += 1
-        original = getattr(exc, "orig", None) or exc
-        detail = str(original).splitlines()[0][:200] if str(original) else ""
         log_event("accounting_record_refused", unique_id=event.unique_id, login=event.login,
-                  error=type(original).__name__, detail=detail, kept_in=str(rejected))
+                  error=type(getattr(exc, "orig", None) or exc).__name__, detail=error_detail(exc),
+                  kept_in=str(rejected))
 
     def clear(self) -> None:
         self._rejected_lines.clear()

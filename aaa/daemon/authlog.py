@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.daemon.metrics import Metrics
 from aaa.db.authlog import AuthRecord, write_records
+from aaa.db.engine import error_detail, refused
 from aaa.log import Repeating, log_event
 from management.context import Actor, Context
 from management.errors import RuleViolation
@@ -133,13 +134,14 @@ class Batch:
 
     def store(self, engine: Engine, sessions: sessionmaker[Session], now: datetime) -> None:
         if self.records:
-            dbapi = engine.dialect.loaded_dbapi
             try:
                 write_records(engine, self.records)
-            except (dbapi.DataError, dbapi.IntegrityError, *_UNWRITABLE) as exc:
+            except Exception as exc:
+                if not (refused(exc) or isinstance(exc, _UNWRITABLE)):
+                    raise
                 self.refused = self.size
                 log_event("authlog_batch_refused", error=type(exc).__name__, rows=self.size,
-                          detail=str(exc).splitlines()[0][:200] if str(exc) else "")
+                          detail=error_detail(exc))
             self.records = ()
         if self.learned:
             learn_macs(sessions, self.learned, now)

@@ -105,6 +105,18 @@ _CHAP_OK, _CHAP_FAILED = Credentials(True, "chap"), Credentials(False, "chap")
 _NO_METHOD = Credentials(False, "none")
 
 
+def _pap(given: bytes, service: ServiceFacts | None) -> Credentials:
+    """The unhidden User-Password against the service's password."""
+    ok = service is not None and check_pap(given, service.password.encode())
+    return _PAP_OK if ok else _PAP_FAILED
+
+
+def _chap(chap: bytes, challenge: bytes, service: ServiceFacts | None) -> Credentials:
+    """A CHAP-Password (identifier + 16-octet response) against the service's password."""
+    ok = service is not None and len(chap) == 17 and check_chap(chap, challenge, service.password.encode())
+    return _CHAP_OK if ok else _CHAP_FAILED
+
+
 class AuthHandler:
     """Answers Access-Request and Status-Server datagrams from the current view."""
 
@@ -214,17 +226,12 @@ class AuthHandler:
         if isinstance(cached, bytes):
             self.metrics.duplicate(nas.name)
             return cached
-        login = raw_name.decode("utf-8", "replace")
-        if self.settings.strip_realm and "@" in login:
-            login = login.split("@", 1)[0]
-        service = self.view.services_by_login.get(login)
+        login, service = self._find_service(raw_name)
         if password is not None:
-            ok = service is not None and check_pap(password, service.password.encode())
-            credentials = _PAP_OK if ok else _PAP_FAILED
+            credentials = _pap(password, service)
         else:
-            ok = service is not None and chap is not None and len(chap) == 17 and check_chap(
-                chap, challenge or authenticator, service.password.encode())
-            credentials = _CHAP_OK if ok else _CHAP_FAILED
+            assert chap is not None  # parse_access_request returns PAP or CHAP
+            credentials = _chap(chap, challenge or authenticator, service)
         try:
             answer = self._answer(login, service, credentials, calling, port_raw, nas, now,
                                   identifier, authenticator, proxies)
@@ -241,10 +248,7 @@ class AuthHandler:
         if not raw_name:
             self.metrics.drop("no_user_name", nas.name)
             return None
-        login = raw_name.decode("utf-8", "replace")
-        if self.settings.strip_realm and "@" in login:
-            login = login.split("@", 1)[0]
-        service = self.view.services_by_login.get(login)
+        login, service = self._find_service(raw_name)
         credentials = self._authenticate(packet, fields, nas, service, raw_name)
         if credentials is None:
             self.metrics.drop("bad_authenticator", nas.name)  # undecodable hidden password
@@ -253,6 +257,13 @@ class AuthHandler:
         return self._answer(login, service, credentials, fields.get(_CALLING_STATION_ID),
                             fields.get(_NAS_PORT_ID), nas, now, packet.identifier,
                             packet.authenticator, echoed)
+
+    def _find_service(self, raw_name: bytes) -> tuple[str, ServiceFacts | None]:
+        """The login (its @realm stripped when configured) and its service, if any."""
+        login = raw_name.decode("utf-8", "replace")
+        if self.settings.strip_realm and "@" in login:
+            login = login.split("@", 1)[0]
+        return login, self.view.services_by_login.get(login)
 
     def _answer(self, login: str, service: ServiceFacts | None, credentials: Credentials,
                 calling: bytes | None, port_raw: bytes | None, nas: NasFacts, now: float,
@@ -327,14 +338,10 @@ class AuthHandler:
                 given = unhide_password(hidden, nas.secret, packet.authenticator)
             except MalformedPacket:
                 return None
-            ok = service is not None and check_pap(given, service.password.encode())
-            return _PAP_OK if ok else _PAP_FAILED
+            return _pap(given, service)
         chap = fields.get(_CHAP_PASSWORD)
         if chap is not None:
-            challenge = fields.get(_CHAP_CHALLENGE) or packet.authenticator
-            ok = service is not None and len(chap) == 17 and check_chap(
-                chap, challenge, service.password.encode())
-            return _CHAP_OK if ok else _CHAP_FAILED
+            return _chap(chap, fields.get(_CHAP_CHALLENGE) or packet.authenticator, service)
         response = fields.get(_MS_CHAP2_RESPONSE)
         if response is not None:
             return self._mschap2(fields, service, response, raw_name)

@@ -9,11 +9,11 @@ cut to fit: one odd NAS must not make every batch fail.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Boolean, Engine, Integer, String, select
+from sqlalchemy import Boolean, Engine, Integer, select
 from sqlalchemy.orm import Session
 
 from aaa.db.models import AuthLogEntry
@@ -57,8 +57,7 @@ def _kind(name: str) -> int:
 
 # Per column: how its values are written, and the most characters it holds (0: no limit).
 KINDS = bytes(_kind(name) for name in COLUMNS)
-LIMITS = tuple(getattr(AuthLogEntry.__table__.c[name].type, "length", None) or 0
-               if isinstance(AuthLogEntry.__table__.c[name].type, String) else 0 for name in COLUMNS)
+LIMITS = tuple(getattr(AuthLogEntry.__table__.c[name].type, "length", None) or 0 for name in COLUMNS)
 
 _PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01 UTC, PostgreSQL's epoch
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
@@ -113,27 +112,26 @@ except ImportError:  # built without a C compiler: the Python above
 _PIECE = 256  # rows formatted per read
 
 
-class _CopyStream:
-    """The binary COPY of `rows` as psycopg2 reads it, formatted a piece at a time: a
-    thread writing thousands of rows hands the interpreter lock back between pieces (the
-    compiled formatter holds it), so the reactor is not held up for the whole batch."""
-
-    def __init__(self, rows: list[Any]) -> None:
-        self._rows = rows
-        self._next = 0
-
-    def read(self, size: int = -1) -> bytes:
-        start = self._next
-        if start > len(self._rows):
-            return b""
-        piece = self._rows[start:start + _PIECE]
-        self._next = start + _PIECE
+def _pieces(rows: list[Any]) -> Iterator[bytes]:
+    """The binary COPY of `rows`, _PIECE rows at a time: the signature with the first, the
+    trailer with the last."""
+    for start in range(0, len(rows), _PIECE):
+        piece = rows[start:start + _PIECE]
         payload = _compiled_copy(piece, KINDS, LIMITS) if _compiled_copy is not None else copy_binary(piece)
         head = 0 if start == 0 else len(_SIGNATURE)
-        last = self._next >= len(self._rows)
-        if last:
-            self._next = len(self._rows) + 1
-        return payload[head:] if last else payload[head:-2]
+        yield payload[head:] if start + _PIECE >= len(rows) else payload[head:-2]
+
+
+class _CopyStream:
+    """What psycopg2's copy_expert reads: formatted a piece at a time, so a thread writing
+    thousands of rows hands the interpreter lock back between pieces (the compiled
+    formatter holds it) instead of holding up the reactor for the whole batch."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._pieces = _pieces(rows)
+
+    def read(self, size: int = -1) -> bytes:
+        return next(self._pieces, b"")
 
     readline = read
 

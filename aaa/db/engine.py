@@ -48,3 +48,18 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def refused(exc: BaseException) -> bool:
+    """True when the database refused the data itself (PEP 249's DataError or
+    IntegrityError, whichever driver raised it, wrapped by SQLAlchemy or not): no retry
+    would store it. False for everything else, a database that cannot be reached included."""
+    original = getattr(exc, "orig", None) or exc
+    return any(cls.__name__ in ("DataError", "IntegrityError") for cls in type(original).__mro__)
+
+
+def error_detail(exc: BaseException) -> str:
+    """The first line of a database error's message (the driver's, when SQLAlchemy wrapped
+    it), at most 200 characters: for a log line."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0][:200] if text else ""

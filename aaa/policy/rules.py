@@ -98,6 +98,14 @@ def _own_status(service: ServiceFacts, now: datetime) -> tuple[str, list[str]]:
     return service.status, []
 
 
+def _partner_ids(service: ServiceFacts, view: SubscriberView) -> tuple[int, ...]:
+    """The services associated with `service`, either way round."""
+    partners = view.associated_to.get(service.id, ())
+    if service.associated_service_id is not None:
+        partners = (*partners, service.associated_service_id)
+    return partners
+
+
 def effective_status(service: ServiceFacts, view: SubscriberView, now: datetime) -> tuple[str, list[str]]:
     """The service's status after trust unlock, combined with its associated services.
 
@@ -107,10 +115,7 @@ def effective_status(service: ServiceFacts, view: SubscriberView, now: datetime)
     status, reasons = _own_status(service, now)
     if status not in _RANK:
         return status, reasons
-    partners = view.associated_to.get(service.id, ())
-    if service.associated_service_id is not None:
-        partners = (*partners, service.associated_service_id)
-    for partner_id in partners:
+    for partner_id in _partner_ids(service, view):
         partner = view.services_by_id.get(partner_id)
         if partner is None:
             continue
@@ -243,10 +248,7 @@ def decision_expires(request: RequestFacts, view: SubscriberView, now: datetime)
     if service is None:
         return None
     limits = [service.trust_unlock_until, service.nav_until]
-    partners = view.associated_to.get(service.id, ())
-    if service.associated_service_id is not None:
-        partners = (*partners, service.associated_service_id)
-    for partner_id in partners:
+    for partner_id in _partner_ids(service, view):
         partner = view.services_by_id.get(partner_id)
         if partner is not None:
             limits.append(partner.trust_unlock_until)
