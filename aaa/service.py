@@ -46,7 +46,7 @@ from aaa.policy.view import SubscriberView
 from aaa.radius import DuplicateCache, load_dictionary
 from aaa.radius.dictionary import Dictionary
 from aaa.radius.errors import DictionaryError
-from aaa.radius.transport import RadiusProtocol, adopt_radius_port
+from aaa.radius.transport import RadiusProtocol, ThreadedRadiusPort, adopt_radius_port
 from management import subscriber_passwords
 from management.equipment_passwords import SecretsKeyError, current_key
 from management.errors import RuleViolation
@@ -321,10 +321,13 @@ class RadiusDaemon:
         # Workers share the port; each request goes to the one its authenticator names
         # (even load whatever the NAS count, retransmissions to the same worker).
         spread = opts.workers > 1 and spread_by_authenticator(auth_sock, opts.workers)
-        self.ports.append(adopt_radius_port(self.reactor, auth_sock, protocol))
         self.metrics.receive_drops.sockets["auth"] = os.fstat(auth_sock.fileno()).st_ino
         auth_port = auth_sock.getsockname()[1]
-        auth_sock.close()  # the reactor holds its own duplicate of the descriptor
+        # Read by a thread of its own (see ThreadedRadiusPort), from when the reactor runs;
+        # the port keeps the socket and closes it at stop.
+        auth_reader = ThreadedRadiusPort(auth_sock, protocol)
+        self.reactor.callWhenRunning(auth_reader.startListening)
+        self.ports.append(auth_reader)
         acct_protocol = RadiusProtocol(self.acct.handle, self.reactor,
                                        self.metrics.latency.observer("acct"),
                                        lambda: self.metrics.drop("internal_error", "any"))

@@ -1,4 +1,5 @@
-"""RadiusProtocol: replies to one reactor turn's datagrams leave together, in order.
+"""RadiusProtocol: replies to one reactor turn's datagrams leave together, in order; the
+threaded port (the auth port's reader) does the same per burst and stops promptly.
 
 Time is `twisted.internet.task.Clock`; the replies go out through a real UDP socket on
 127.0.0.1 and are read back by another. The RadiusPort tests put Twisted's own UDP port
@@ -9,13 +10,15 @@ test calls `doRead` where the reactor would on a readable socket.
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 
-from aaa.radius.transport import MAX_HELD, RadiusPort, RadiusProtocol, adopt_radius_port
+from aaa.radius.transport import MAX_HELD, RadiusPort, RadiusProtocol, ThreadedRadiusPort, adopt_radius_port
 
 
 class SocketTransport:
@@ -207,3 +210,126 @@ def test_a_radius_port_still_caps_what_it_holds(pair: tuple[socket.socket, socke
         assert received(client) == [b"re:r%d" % MAX_HELD, b"re:r%d" % (MAX_HELD + 1)]
     finally:
         port.connectionLost(None)
+
+
+# --- the threaded port (the auth port's reader) -------------------------------------------
+
+
+def threaded_port_on(server: socket.socket, handle=echo, **kwargs) -> ThreadedRadiusPort:  # type: ignore[no-untyped-def]
+    return ThreadedRadiusPort(server, RadiusProtocol(handle, Clock(), **kwargs))
+
+
+def wait_for(client: socket.socket, count: int, timeout: float = 5.0) -> list[bytes]:
+    """The replies the client has once it has `count` of them (or the timeout passed)."""
+    client.settimeout(timeout)
+    try:
+        return [client.recv(4096) for _ in range(count)]
+    finally:
+        client.setblocking(False)
+
+
+def test_a_threaded_port_sends_a_bursts_replies_together_after_it(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """Datagrams waiting together are one burst: no reply leaves while it is read, then
+    all of them, in order (the reader flushes when a non-blocking read finds nothing)."""
+    server, client = pair
+    seen: list[int] = []
+    done = threading.Event()
+
+    def handle(data: bytes, host: str, port: int, now: float) -> bytes | None:
+        seen.append(len(received(client)))  # replies the client had when this one was handled
+        if len(seen) == 3:
+            done.set()
+        return b"re:" + data
+
+    for n in range(3):
+        client.sendto(b"req%d" % n, server.getsockname())
+    port = threaded_port_on(server, handle)
+    port.startListening()
+    try:
+        assert done.wait(5)
+        assert wait_for(client, 3) == [b"re:req0", b"re:req1", b"re:req2"]
+        assert seen == [0, 0, 0]
+    finally:
+        port.stopListening()
+
+
+def test_a_threaded_port_still_caps_what_it_holds(pair: tuple[socket.socket, socket.socket]) -> None:
+    """Within one long burst the first MAX_HELD replies leave without waiting for its end."""
+    server, client = pair
+    seen: list[int] = []
+    done = threading.Event()
+
+    def handle(data: bytes, host: str, port: int, now: float) -> bytes | None:
+        seen.append(len(received(client)))
+        if len(seen) == MAX_HELD + 2:
+            done.set()
+        return b"re:" + data
+
+    for n in range(MAX_HELD + 2):
+        client.sendto(b"r%d" % n, server.getsockname())
+    port = threaded_port_on(server, handle)
+    port.startListening()
+    try:
+        assert done.wait(5)
+        assert wait_for(client, 2) == [b"re:r%d" % MAX_HELD, b"re:r%d" % (MAX_HELD + 1)]
+        assert seen[MAX_HELD - 1] == 0 and seen[MAX_HELD] == MAX_HELD
+    finally:
+        port.stopListening()
+
+
+def test_a_threaded_port_hands_on_an_empty_datagram_and_survives_a_handler_bug(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """A zero-length datagram is input like any other (the handler drops and counts it),
+    not the stop signal; a handler that raises is counted and the reader reads on."""
+    server, client = pair
+    errors: list[int] = []
+
+    def handle(data: bytes, host: str, port: int, now: float) -> bytes | None:
+        if data == b"boom":
+            raise RuntimeError("handler bug")
+        return b"re:" + data
+
+    port = threaded_port_on(server, handle, on_error=lambda: errors.append(1))
+    port.startListening()
+    try:
+        for data in (b"", b"boom", b"after"):
+            client.sendto(data, server.getsockname())
+        assert wait_for(client, 2) == [b"re:", b"re:after"]
+        assert errors == [1]
+    finally:
+        port.stopListening()
+
+
+def test_stopping_a_threaded_port_wakes_its_reader_and_sends_what_was_answered(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """stopListening wakes a reader asleep in recvfrom at once; a request being answered
+    when the stop came still gets its reply; then the socket is closed."""
+    server, client = pair
+    inside, release = threading.Event(), threading.Event()
+
+    def handle(data: bytes, host: str, port: int, now: float) -> bytes | None:
+        inside.set()
+        release.wait(5)
+        return b"re:" + data
+
+    idle = threaded_port_on(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    idle.socket.bind(("127.0.0.1", 0))
+    idle.startListening()
+    started = time.monotonic()
+    idle.stopListening()
+    assert time.monotonic() - started < 1.0 and not idle._thread.is_alive()
+    assert idle.socket.fileno() == -1
+
+    port = threaded_port_on(server, handle)
+    port.startListening()
+    client.sendto(b"last", server.getsockname())
+    assert inside.wait(5)
+    stopper = threading.Thread(target=port.stopListening)
+    stopper.start()
+    while not port._stopping:
+        time.sleep(0.001)
+    release.set()
+    stopper.join(5)
+    assert not stopper.is_alive() and not port._thread.is_alive()
+    assert wait_for(client, 1) == [b"re:last"]

@@ -1,17 +1,17 @@
 """The auth-log writer in a process of its own.
 
 Formatting and writing thousands of rows a second in a thread of the daemon makes the
-reactor wait for the interpreter lock after every reply it sends (measured: a third of
-the throughput). Here the daemon appends each record to a deque and, every `chunk`
-records, pickles a chunk itself (a fraction of a millisecond, on the reactor thread, so
-no other thread competes for the interpreter lock with it); a small sender thread,
+answering thread wait for the interpreter lock after every reply it sends (measured: a
+third of the throughput). Here the daemon appends each record to a deque and, every
+`chunk` records, pickles a chunk itself (a fraction of a millisecond, on the thread that
+answers, so no other thread competes for the interpreter lock with it); a small sender thread,
 woken by each sealed chunk, only ships the bytes down a pipe (the write releases the
 lock) and, every `interval`, seals what a quiet period left behind. Shipping chunk by
 chunk keeps the child's and PostgreSQL's work smooth: shipped once per interval, 10,000
 rows/s arrived as a burst of 2,500 every 250 ms, and the burst showed as latency spikes.
 A child process writes the rows with the same `store` and reports back what it wrote.
 When the child falls behind (database away), the pipe fills, the sender waits, the
-buffer fills, and further records are dropped and counted — the reactor never blocks.
+buffer fills, and further records are dropped and counted — the answering never blocks.
 """
 
 from __future__ import annotations
@@ -104,8 +104,9 @@ class AuthLogProcess:
     def _seal(self, limit: int) -> None:
         """Pickle up to `limit` buffered records into one chunk for the sender to ship.
 
-        Called by the reactor (full chunks) and by the sender (leftovers): both only
-        popleft, which a deque does atomically, so a record goes into exactly one chunk.
+        Called by the submitting thread (full chunks: the auth port's reader) and by the
+        sender (leftovers): both only popleft, which a deque does atomically, so a record
+        goes into exactly one chunk.
         """
         rows: list[tuple[Any, ...]] = []
         pop = self._records.popleft
@@ -173,8 +174,8 @@ class AuthLogProcess:
 
     def _take(self, leftovers: bool) -> tuple[list[bytes], int, dict[int, str]]:
         """Sealed chunks up to about `batch` rows, and MACs to learn; `leftovers`: first seal
-        what is buffered below a chunk (after a quiet interval, or at stop: the reactor
-        will not seal it). While chunks keep coming the reactor seals them all."""
+        what is buffered below a chunk (after a quiet interval, or at stop: the submitting
+        thread will not seal it). While chunks keep coming that thread seals them all."""
         if leftovers and len(self._records) < self._chunk:
             self._seal(self._chunk)
         chunks: list[bytes] = []

@@ -130,13 +130,17 @@ class AuthHandler:
         self.sink = sink
         self.dedup = dedup or DuplicateCache(window=5.0, max_entries=65536)
         self.open_sessions = open_sessions  # the accounting index; None: not enforced
+        # The caches below belong to the thread that answers: it alone fills and empties
+        # them, when it sees the view, the settings or the dictionary replaced.
         # Reply attribute blobs by the decision's attribute tuple: most subscribers share
         # a handful of plan/pool combinations, so encoding is done once per combination.
         self._encoded: dict[tuple[tuple[str, str | int], ...], bytes] = {}
+        self._encoded_dictionary: Dictionary | None = dictionary
         # Decisions by (login, NAS id, password ok, MAC, NAS-Port-Id, open sessions), for
-        # `_decisions_view` only: a new view starts afresh.
+        # `_decisions_view` and `_decisions_settings` only: new ones start afresh.
         self._decisions: dict[tuple[object, ...], _Kept] = {}
         self._decisions_view: SubscriberView | None = None
+        self._decisions_settings: HandlerSettings | None = None
         # Calling-Station-Id text -> canonical MAC: canonical_mac is pure and costs ~6 us
         # (regexes); a NAS sends the same few spellings per subscriber again and again.
         self._macs: dict[str, str] = {}
@@ -147,10 +151,10 @@ class AuthHandler:
         self.view = view
 
     def reconfigure(self, settings: HandlerSettings, dictionary: Dictionary) -> None:
+        """New settings (SIGHUP), from the reactor thread: only swapped in here; the thread
+        that answers sees them change and empties its caches itself (`_answer`)."""
         self.settings = settings
         self.dictionary = dictionary
-        self._encoded.clear()
-        self._decisions.clear()
 
     # --- the pipeline -------------------------------------------------------------------
 
@@ -273,15 +277,18 @@ class AuthHandler:
         mac = self._canonical_mac(mac_text) if mac_text else None
         port_id = port_raw.decode("utf-8", "replace") if port_raw is not None else None
         open_sessions = self.open_sessions(service.id) if self.open_sessions and service else None
-        view = self.view
-        if self._decisions_view is not view:
+        view, settings, dictionary = self.view, self.settings, self.dictionary
+        if self._decisions_view is not view or self._decisions_settings is not settings:
             self._decisions.clear()
-            self._decisions_view = view
+            self._decisions_view, self._decisions_settings = view, settings
+        if self._encoded_dictionary is not dictionary:
+            self._encoded.clear()
+            self._encoded_dictionary = dictionary
         key = (login, nas.id, credentials.ok, mac, port_id, open_sessions)
         kept = self._decisions.get(key)
         if kept is None or not kept[4] <= now < kept[0]:
             facts = RequestFacts(login, nas, credentials.ok, mac, port_id, open_sessions)
-            kept = self._decide(facts, view, now)
+            kept = self._decide(facts, view, now, settings.policy, dictionary)
             if len(self._decisions) >= MAX_DECISIONS:
                 self._decisions.clear()
             self._decisions[key] = kept
@@ -300,14 +307,15 @@ class AuthHandler:
             decision.pool, decision.download_kbps, decision.upload_kbps)), decision.learn_mac)
         return reply
 
-    def _decide(self, facts: RequestFacts, view: SubscriberView, now: float) -> _Kept:
+    def _decide(self, facts: RequestFacts, view: SubscriberView, now: float, policy: PolicySettings,
+                dictionary: Dictionary) -> _Kept:
         """The decision, how long it holds, its attributes encoded and its reasons joined."""
         moment = datetime.fromtimestamp(now, UTC)
-        decision = decide(facts, view, moment, self.settings.policy)
+        decision = decide(facts, view, moment, policy)
         expires = decision_expires(facts, view, moment)
         attributes = self._encoded.get(decision.reply)
         if attributes is None:
-            attributes = encode_attributes(self.dictionary, decision.reply)
+            attributes = encode_attributes(dictionary, decision.reply)
             if len(self._encoded) > 100_000:  # bounded: free-text Reply-Messages vary
                 self._encoded.clear()
             self._encoded[decision.reply] = attributes

@@ -6,6 +6,7 @@ flood of spoofed sources cannot blow up the series count: unknown clients are on
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
@@ -13,27 +14,46 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+_get_ident = threading.get_ident
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
 class FastCounter:
-    """A labelled counter for the reactor thread: a dict increment, no lock.
+    """A labelled counter without a lock: each thread increments a dict of its own.
 
     prometheus-client's counters take a lock per increment; on the hot path that costs
-    more than the rest of the bookkeeping. Only the reactor thread increments these, and
-    the scrape runs on the reactor thread too.
+    more than the rest of the bookkeeping. The auth reader, the reactor and the writer
+    threads all count (a drop reason, say), and a shared dict's read-add-store can lose an
+    increment when the interpreter switches threads inside it; per-thread dicts cannot,
+    and the scrape adds them up.
     """
 
     def __init__(self, name: str, documentation: str, labels: tuple[str, ...]) -> None:
         self.name, self.documentation, self.labels = name, documentation, labels
-        self.values: dict[tuple[str, ...], int] = {}
+        self._shards: dict[int, dict[tuple[str, ...], int]] = {}  # by thread identity
+
+    def _own(self) -> dict[tuple[str, ...], int]:
+        # setdefault is atomic: the one dict a thread gets is the one it keeps.
+        return self._shards.setdefault(threading.get_ident(), {})
 
     def inc(self, *label_values: str) -> None:
-        values = self.values
+        values = self._shards.get(_get_ident())
+        if values is None:
+            values = self._own()
         values[label_values] = values.get(label_values, 0) + 1
 
     def add(self, amount: int, *label_values: str) -> None:
-        self.values[label_values] = self.values.get(label_values, 0) + amount
+        values = self._own()
+        values[label_values] = values.get(label_values, 0) + amount
+
+    @property
+    def values(self) -> dict[tuple[str, ...], int]:
+        """Every thread's counts added up, by label values."""
+        total: dict[tuple[str, ...], int] = {}
+        for shard in list(self._shards.values()):
+            for label_values, value in list(shard.items()):  # a copy: others insert meanwhile
+                total[label_values] = total.get(label_values, 0) + value
+        return total
 
     def collect(self) -> Metric:
         family = CounterMetricFamily(self.name, self.documentation, labels=list(self.labels))
@@ -43,7 +63,8 @@ class FastCounter:
 
 
 class FastHistogram:
-    """A labelled histogram with the same single-thread, lock-free bookkeeping."""
+    """A labelled histogram, lock-free: each label's observer is called by one thread only
+    (the auth port's by its reader, the accounting port's by the reactor)."""
 
     def __init__(self, name: str, documentation: str, label: str,
                  buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
