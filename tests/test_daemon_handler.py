@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -301,3 +302,17 @@ def test_kept_decisions_are_dropped_with_the_view_and_the_settings() -> None:
     handler.swap_view(handler.view.with_changes(services=[replace(ANA, status="cancelled")], seq=2))
     third = decode(handler.handle(pap()[0], MK.ip, 5000, 1002.0) or b"", DICT)
     assert third.code == PacketCode.ACCESS_REJECT
+
+
+def test_kept_decisions_and_cached_replies_leave_the_cyclic_collector_alone() -> None:
+    """What the handler keeps per request (decisions, duplicate-cache entries) holds plain
+    values only, so the collector stops tracking it at first sight: 10,000s of kept
+    decisions must not make every full collection (a pause in the reader) walk them."""
+    handler, _ = make_handler()
+    for login, password in (("ana", "s3nha"), ("ana", "wrong"), ("nobody", "x")):
+        handler.handle(pap(login, password)[0], MK.ip, 5000, 1000.0)
+    gc.collect()
+    assert len(handler._decisions) == 3
+    assert not any(gc.is_tracked(kept) for kept in handler._decisions.values())
+    assert not any(gc.is_tracked(key) for key in handler._decisions)
+    assert not any(gc.is_tracked(entry) for entry in handler.dedup._entries.values())
