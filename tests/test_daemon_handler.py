@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -316,3 +319,50 @@ def test_kept_decisions_and_cached_replies_leave_the_cyclic_collector_alone() ->
     assert not any(gc.is_tracked(kept) for kept in handler._decisions.values())
     assert not any(gc.is_tracked(key) for key in handler._decisions)
     assert not any(gc.is_tracked(entry) for entry in handler.dedup._entries.values())
+
+
+def test_settings_and_views_swapped_from_another_thread_reach_the_next_answer() -> None:
+    """The auth port's reader answers while the reactor thread swaps views and settings
+    (change feed, SIGHUP): no answer fails meanwhile, and once a swap has returned, the
+    reader's next answer follows it, never a decision kept from before."""
+    handler, _ = make_handler()
+    requests = [pap()[0] for _ in range(200)]
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    answered = [0]
+
+    def answer() -> None:
+        moment = 1000.0
+        try:
+            while not done.is_set():
+                for data in requests:  # a new source port each time: no duplicate-cache hit
+                    moment += 0.001
+                    if handler.handle(data, MK.ip, 1024 + answered[0] % 60000, moment) is None:
+                        raise AssertionError("no answer")
+                    answered[0] += 1
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)  # the daemon's: the threads interleave finely
+    reader = threading.Thread(target=answer)
+    reader.start()
+    base = handler.view
+    try:
+        for round_ in range(300):
+            interval = 300 + 60 * (round_ % 5)
+            handler.reconfigure(HandlerSettings(policy=PolicySettings(acct_interim_interval=interval)), DICT)
+            handler.swap_view(base.with_changes(services=[ANA], seq=round_ + 2))
+            time.sleep(0.0005)
+    finally:
+        done.set()
+        reader.join(10)
+        sys.setswitchinterval(switch_interval)
+    assert answered[0] > 1000
+    assert not failures and not reader.is_alive()
+    handler.reconfigure(HandlerSettings(policy=PolicySettings(acct_interim_interval=900)), DICT)
+    after = decode(handler.handle(pap()[0], MK.ip, 6000, 9999.0) or b"", DICT)
+    assert after.get("Acct-Interim-Interval") == 900
+    handler.swap_view(base.with_changes(services=[replace(ANA, status="cancelled")], seq=999))
+    assert decode(handler.handle(pap()[0], MK.ip, 6000, 9999.5) or b"", DICT).code == PacketCode.ACCESS_REJECT

@@ -186,9 +186,10 @@ class ThreadedRadiusPort:
                     continue
                 received(data, addr)
             except Exception as exc:  # the reader must not die: log, count, read on
-                log_event("reader_error", error=type(exc).__name__, detail=str(exc)[:200])
-                if self.protocol.on_error is not None:
-                    self.protocol.on_error()
+                with contextlib.suppress(Exception):  # not even of a failing log or counter
+                    log_event("reader_error", error=type(exc).__name__, detail=str(exc)[:200])
+                    if self.protocol.on_error is not None:
+                        self.protocol.on_error()
 
     def stopListening(self) -> None:
         """Stop reading (within one request), send what was answered, close the socket."""
