@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aaa.radius import IN_PROGRESS, DuplicateCache, build_request, decode, load_dictionary
-from aaa.radius.dedup import request_key
+from aaa.radius.dedup import EXPIRED_PER_INSERT, request_key
 
 KEY = ("10.0.0.1", 40000, 7, bytes(16))
 
@@ -65,3 +65,21 @@ def test_stale_order_items_stay_bounded_when_one_key_is_stored_over_and_over() -
     assert len(cache._order) <= 20
     assert cache.get(KEY, now=1.0) == b"reply"
     assert len(cache) == 1
+
+
+def test_expired_entries_go_a_few_per_insert_never_all_at_once() -> None:
+    """After a burst and a quiet moment, one insert forgets at most EXPIRED_PER_INSERT
+    expired entries (dropping tens of thousands at once held a request 30-50 ms); the rest
+    are already invisible and go with the following inserts."""
+    cache = DuplicateCache(window=5.0, max_entries=20_000)
+    burst = [("nas", 1000 + i, i & 255, bytes(16)) for i in range(10_000)]
+    for i, key in enumerate(burst):
+        cache.store(key, b"old", now=i * 0.0001)
+    later = 100.0
+    cache.store(KEY, b"new", now=later)
+    assert len(cache) == 10_000 - EXPIRED_PER_INSERT + 1
+    assert all(cache.get(key, later) is None for key in burst)
+    assert cache.get(KEY, later) == b"new"
+    for n in range(10_000 // EXPIRED_PER_INSERT):
+        cache.store(("nas", 9, n & 255, n.to_bytes(16, "big")), b"r", now=later)
+    assert len(cache) == 1 + 10_000 // EXPIRED_PER_INSERT
