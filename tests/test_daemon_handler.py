@@ -309,7 +309,8 @@ def test_kept_decisions_are_dropped_with_the_view_and_the_settings() -> None:
 
 def test_kept_decisions_and_cached_replies_leave_the_cyclic_collector_alone() -> None:
     """What the handler keeps per request (decisions, duplicate-cache entries) holds plain
-    values only, so the collector stops tracking it at first sight: 10,000s of kept
+    values only, so the collector stops tracking it at first sight (the duplicate cache's
+    dicts are never tracked at all): 10,000s of kept
     decisions must not make every full collection (a pause in the reader) walk them."""
     handler, _ = make_handler()
     for login, password in (("ana", "s3nha"), ("ana", "wrong"), ("nobody", "x")):
@@ -318,7 +319,7 @@ def test_kept_decisions_and_cached_replies_leave_the_cyclic_collector_alone() ->
     assert len(handler._decisions) == 3
     assert not any(gc.is_tracked(kept) for kept in handler._decisions.values())
     assert not any(gc.is_tracked(key) for key in handler._decisions)
-    assert not any(gc.is_tracked(entry) for entry in handler.dedup._entries.values())
+    assert not gc.is_tracked(handler.dedup._replies) and not gc.is_tracked(handler.dedup._expires)
 
 
 def test_settings_and_views_swapped_from_another_thread_reach_the_next_answer() -> None:

@@ -33,6 +33,7 @@ from aaa.radius import (
     Packet,
     PacketCode,
     build_reply,
+    cache_key,
     check_chap,
     check_mschap1,
     check_mschap2,
@@ -229,7 +230,7 @@ class AuthHandler:
         """The fast lane: a PAP or CHAP request whose framing and Message-Authenticator
         `parse_access_request` has checked."""
         identifier, authenticator, raw_name, password, chap, challenge, calling, port_raw, proxies = request
-        key = (host, port, identifier, authenticator)  # request_key's identity
+        key = cache_key(host, port, identifier, authenticator)
         dedup = self.dedup
         cached = dedup.get(key, now)
         if isinstance(cached, bytes):

@@ -28,7 +28,7 @@ from aaa.radius.authenticators import (
 )
 from aaa.radius.codecs import AttrValue, Codec, Tagged
 from aaa.radius.codes import ACCESS_REPLIES, HASHED_REQUESTS, PacketCode
-from aaa.radius.dedup import IN_PROGRESS, DuplicateCache, request_key
+from aaa.radius.dedup import IN_PROGRESS, DuplicateCache, cache_key, request_key
 from aaa.radius.dictionary import AttributeDef, AttrKey, Dictionary, load_dictionary
 from aaa.radius.encode import encode_attribute, encode_attributes, encode_packet
 from aaa.radius.errors import DictionaryError, EncodeError, MalformedPacket
@@ -54,6 +54,7 @@ __all__ = [
     "Tagged",
     "build_reply",
     "build_request",
+    "cache_key",
     "challenge_response",
     "chap_response",
     "check_chap",

@@ -9,13 +9,20 @@ expired ones are dropped from the front, a few per insert.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from enum import Enum
 
 from aaa.radius.packet import Packet
 
-CacheKey = tuple[str, int, int, bytes]
+# The key and everything stored are bytes and floats, which the cyclic collector never
+# tracks: a dict holding tuples is tracked again at the next insert after each full
+# collection untracked it, and the young collection that then walks its 65,536 entries
+# held the reader 30-47 ms (measured in the daemon at 10,000 requests/s).
+CacheKey = bytes
 EXPIRED_PER_INSERT = 8  # expired entries forgotten per insert, at most
+_PENDING = b""  # stored for a request in progress (a reply is never empty)
+_pack_identity = struct.Struct("!BH").pack
 
 
 class Pending(Enum):
@@ -27,38 +34,46 @@ class Pending(Enum):
 IN_PROGRESS = Pending.IN_PROGRESS
 
 
+def cache_key(nas_address: str, source_port: int, identifier: int, authenticator: bytes) -> CacheKey:
+    """The RFC 5080 identity of a request (NAS address and port, Identifier, Request
+    Authenticator) as bytes: the 16-octet authenticator, Identifier and port in 3 octets,
+    then the address."""
+    return authenticator + _pack_identity(identifier, source_port) + nas_address.encode()
+
+
 def request_key(nas_address: str, source_port: int, request: Packet) -> CacheKey:
-    """The RFC 5080 identity of a request."""
-    return (nas_address, source_port, request.identifier, request.authenticator)
+    """The RFC 5080 identity of a decoded request."""
+    return cache_key(nas_address, source_port, request.identifier, request.authenticator)
 
 
 class DuplicateCache:
     """Bounded map of request identity -> reply octets, forgotten after `window` seconds.
 
-    A plain dict holds the entries and a deque their expiry order; a deque item whose
-    entry was since replaced or forgotten is stale and skipped when it reaches the front.
+    Two plain dicts hold the entries (reply, expiry) and a deque their expiry order; a
+    deque item whose entry was since replaced or forgotten is stale and skipped when it
+    reaches the front.
     """
 
-    __slots__ = ("_entries", "_order", "max_entries", "window")
+    __slots__ = ("_expires", "_order", "_replies", "max_entries", "window")
 
     def __init__(self, window: float = 5.0, max_entries: int = 65536) -> None:
         if window <= 0 or max_entries <= 0:
             raise ValueError("window and max_entries must be positive")
         self.window = window
         self.max_entries = max_entries
-        # key -> (expires_at, reply or IN_PROGRESS)
-        self._entries: dict[CacheKey, tuple[float, bytes | Pending]] = {}
+        self._replies: dict[CacheKey, bytes] = {}  # reply, or _PENDING
+        self._expires: dict[CacheKey, float] = {}
         self._order: deque[tuple[float, CacheKey]] = deque()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._expires)
 
     def _drop_front(self) -> None:
         """Forget the entry at the front of the order (if it is still the live one)."""
         expires_at, key = self._order.popleft()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] == expires_at:
-            del self._entries[key]
+        if self._expires.get(key) == expires_at:
+            del self._expires[key]
+            del self._replies[key]
 
     def lookup(self, key: CacheKey, now: float) -> bytes | Pending | None:
         """The cached reply, `IN_PROGRESS`, or None for a request not seen in the window.
@@ -66,27 +81,28 @@ class DuplicateCache:
         A None answer registers the key as in progress: call `store` with the reply
         (or `forget` if no reply will be sent).
         """
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        self._insert(key, IN_PROGRESS, now)
+        expires_at = self._expires.get(key)
+        if expires_at is not None and expires_at > now:
+            return self._replies[key] or IN_PROGRESS
+        self._insert(key, _PENDING, now)
         return None
 
     def get(self, key: CacheKey, now: float) -> bytes | Pending | None:
         """Like `lookup` but without registering anything."""
-        entry = self._entries.get(key)
-        if entry is None or entry[0] <= now:
+        expires_at = self._expires.get(key)
+        if expires_at is None or expires_at <= now:
             return None
-        return entry[1]
+        return self._replies[key] or IN_PROGRESS
 
     def store(self, key: CacheKey, reply: bytes, now: float) -> None:
         """Remember the reply sent for `key` for the next `window` seconds."""
         self._insert(key, reply, now)
 
     def forget(self, key: CacheKey) -> None:
-        self._entries.pop(key, None)
+        self._expires.pop(key, None)
+        self._replies.pop(key, None)
 
-    def _insert(self, key: CacheKey, value: bytes | Pending, now: float) -> None:
+    def _insert(self, key: CacheKey, value: bytes, now: float) -> None:
         order = self._order
         # Expired entries sit at the front; forget a few per insert, never all at once:
         # after a busy minute and a quiet moment, tens of thousands had expired, and
@@ -96,12 +112,13 @@ class DuplicateCache:
             if not order or order[0][0] > now:
                 break
             self._drop_front()
-        entries = self._entries
-        if key not in entries:
-            while len(entries) >= self.max_entries:  # the oldest goes first
+        expires = self._expires
+        if key not in expires:
+            while len(expires) >= self.max_entries:  # the oldest goes first
                 self._drop_front()
         while len(order) >= 2 * self.max_entries:  # stale items too are bounded
             self._drop_front()
         expires_at = now + self.window
-        entries[key] = (expires_at, value)
+        expires[key] = expires_at
+        self._replies[key] = value
         order.append((expires_at, key))
