@@ -9,6 +9,7 @@ test calls `doRead` where the reactor would on a readable socket.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -18,7 +19,14 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 
-from aaa.radius.transport import MAX_HELD, RadiusPort, RadiusProtocol, ThreadedRadiusPort, adopt_radius_port
+from aaa.radius.transport import (
+    MAX_HELD,
+    READ_ERROR_PAUSE,
+    RadiusPort,
+    RadiusProtocol,
+    ThreadedRadiusPort,
+    adopt_radius_port,
+)
 
 
 class SocketTransport:
@@ -333,3 +341,20 @@ def test_stopping_a_threaded_port_wakes_its_reader_and_sends_what_was_answered(
     stopper.join(5)
     assert not stopper.is_alive() and not port._thread.is_alive()
     assert wait_for(client, 1) == [b"re:last"]
+
+
+def test_a_threaded_port_whose_socket_fails_does_not_spin(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A read error that repeats (here the descriptor closed underneath) is counted and
+    logged once, the reader pauses between attempts instead of spinning a core, and the
+    port still stops."""
+    server, client = pair
+    errors: list[int] = []
+    address = server.getsockname()
+    port = threaded_port_on(server, on_error=lambda: errors.append(1))
+    port.startListening()
+    os.close(server.fileno())  # the blocked read still returns the next datagram, then EBADF
+    client.sendto(b"wake", address)
+    time.sleep(0.3)
+    port.stopListening()
+    assert not port._thread.is_alive()
+    assert 1 <= len(errors) <= 0.3 / READ_ERROR_PAUSE + 5

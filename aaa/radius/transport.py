@@ -23,19 +23,21 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet import udp
 from twisted.internet.protocol import DatagramProtocol
 
-from aaa.log import log_event
+from aaa.log import Repeating, log_event
 
 Handle = Callable[[bytes, str, int, float], bytes | None]
 
 # Under overload one reactor turn can read hundreds of datagrams: the first reply must not
 # wait for all of them.
 MAX_HELD = 32
+READ_ERROR_PAUSE = 0.01  # seconds the threaded reader waits after a read that failed
 
 
 class Clock(Protocol):
@@ -175,6 +177,8 @@ class ThreadedRadiusPort:
     def _run(self) -> None:
         recvfrom, received, flush = self.socket.recvfrom, self.protocol.datagramReceived, self.protocol.flush
         dontwait = socket.MSG_DONTWAIT
+        failures = Repeating("reader_error")  # one line, then one a minute while it lasts
+        failing = False
         while not self._stopping:
             try:
                 try:
@@ -182,14 +186,19 @@ class ThreadedRadiusPort:
                 except BlockingIOError:
                     flush()  # the burst is over: its replies leave together
                     data, addr = recvfrom(8192)  # asleep, without the interpreter lock
+                if failing:
+                    failing = False
+                    failures.succeeded()
                 if addr is None:  # woken by stopListening's shutdown
                     continue
                 received(data, addr)
             except Exception as exc:  # the reader must not die: log, count, read on
+                failing = True
                 with contextlib.suppress(Exception):  # not even of a failing log or counter
-                    log_event("reader_error", error=type(exc).__name__, detail=str(exc)[:200])
+                    failures.failed(error=type(exc).__name__, detail=str(exc)[:200])
                     if self.protocol.on_error is not None:
                         self.protocol.on_error()
+                time.sleep(READ_ERROR_PAUSE)  # an error that repeats must not spin a core
 
     def stopListening(self) -> None:
         """Stop reading (within one request), send what was answered, close the socket."""
@@ -201,4 +210,5 @@ class ThreadedRadiusPort:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(5.0)
         self.protocol.flush()
-        self.socket.close()
+        with contextlib.suppress(OSError):
+            self.socket.close()
