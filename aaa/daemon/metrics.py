@@ -32,18 +32,16 @@ class FastCounter:
         self.name, self.documentation, self.labels = name, documentation, labels
         self._shards: dict[int, dict[tuple[str, ...], int]] = {}  # by thread identity
 
-    def _own(self) -> dict[tuple[str, ...], int]:
+    def _new_shard(self) -> dict[tuple[str, ...], int]:
         # setdefault is atomic: the one dict a thread gets is the one it keeps.
-        return self._shards.setdefault(threading.get_ident(), {})
+        return self._shards.setdefault(_get_ident(), {})
 
     def inc(self, *label_values: str) -> None:
-        values = self._shards.get(_get_ident())
-        if values is None:
-            values = self._own()
+        values = self._shards.get(_get_ident()) or self._new_shard()
         values[label_values] = values.get(label_values, 0) + 1
 
     def add(self, amount: int, *label_values: str) -> None:
-        values = self._own()
+        values = self._shards.get(_get_ident()) or self._new_shard()
         values[label_values] = values.get(label_values, 0) + amount
 
     @property

@@ -125,7 +125,7 @@ def _pieces(rows: list[Any]) -> Iterator[bytes]:
 class _CopyStream:
     """What psycopg2's copy_expert reads: formatted a piece at a time, so a thread writing
     thousands of rows hands the interpreter lock back between pieces (the compiled
-    formatter holds it) instead of holding up the reactor for the whole batch."""
+    formatter holds it) instead of holding up the thread that answers for the whole batch."""
 
     def __init__(self, rows: list[Any]) -> None:
         self._pieces = _pieces(rows)
