@@ -6,15 +6,15 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.daemon.authlog import AuthLogWriter
 from aaa.daemon.metrics import Metrics
 from aaa.db import authlog
-from aaa.db.authlog import AuthRecord
+from aaa.db.authlog import AuthRecord, RecordWriter
 from aaa.db.engine import make_engine
-from aaa.db.models import Service
+from aaa.db.models import AuthLogEntry, Service
 from aaa.db.views import load_view, refresh_view
 from aaa.policy.view import SubscriberView
 from management import network, services, variables
@@ -217,9 +217,10 @@ def test_a_batch_the_database_refuses_is_dropped_once_not_retried_forever(
                       False, None, False, None, None, None, None)
     batch = Batch([good, good._replace(login=None)],
                   {ids["bia"]: "not-a-mac", ids["ana"]: "AA:BB:CC:00:00:07"})
-    batch.store(engine, sessions, NOW)
+    writer = RecordWriter(engine)
+    batch.store(writer, sessions, NOW)
     assert batch.refused == 2 and batch.size == 2
-    batch.store(engine, sessions, NOW)  # a retry after success: nothing again
+    batch.store(writer, sessions, NOW)  # a retry after success: nothing again
     logged = capsys.readouterr().err
     assert "event=authlog_batch_refused" in logged and "rows=2" in logged
     assert "event=mac_not_learned" in logged and "rule=service.mac_invalid" in logged
@@ -228,10 +229,62 @@ def test_a_batch_the_database_refuses_is_dropped_once_not_retried_forever(
         assert session.get(Service, ids["ana"]).mac == "AA:BB:CC:00:00:07"  # type: ignore[union-attr]
         assert session.get(Service, ids["bia"]).mac is None  # type: ignore[union-attr]
     written = Batch([good], {})
-    written.store(engine, sessions, NOW)
-    written.store(engine, sessions, NOW)
+    written.store(writer, sessions, NOW)
+    written.store(writer, sessions, NOW)
     with sessions() as session:
         assert written.refused == 0 and len(authlog.query(session, login="bia")) == 1
+
+
+def test_the_record_writer_keeps_one_connection_and_recovers_from_errors(
+        engine: Engine, sessions: sessionmaker[Session]) -> None:
+    """The writers' RecordWriter: batches after batches land whole; on PostgreSQL they go
+    over one server session (no new connection per batch); a batch the database refuses
+    raises and writes nothing, and the next one is written; so is the one after the
+    writer's server session was killed (a database restart) — the failed write raises
+    for the writer's retry. Its autocommit connection never reaches the pool: a
+    transaction on the engine afterwards still rolls back."""
+    def rows(login: str, count: int) -> list[AuthRecord]:
+        return [AuthRecord(1795460000.0 + i, login, i, None, "10.0.0.1", "accept", "ok", None, False,
+                           None, False, None, None, None, None) for i in range(count)]
+
+    def stored(login: str) -> int:
+        with sessions() as session:
+            return len(authlog.query(session, login=login, limit=10_000))
+
+    postgres = engine.dialect.name == "postgresql"
+
+    def writer_sessions() -> set[int]:
+        with engine.connect() as connection:
+            return set(connection.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND query LIKE 'COPY auth_log%'")).scalars())
+
+    writer = RecordWriter(engine)
+    for n in range(3):
+        writer.write(rows(f"w{n}", 300))
+    assert [stored(f"w{n}") for n in range(3)] == [300, 300, 300]
+    if postgres:
+        assert len(writer_sessions()) == 1
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own error type
+        writer.write([*rows("bad", 5), rows("bad", 1)[0]._replace(login=None)])
+    assert stored("bad") == 0
+    writer.write(rows("after-refusal", 7))
+    assert stored("after-refusal") == 7
+    if postgres:
+        (pid,) = writer_sessions()
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(Exception):  # noqa: B017
+            writer.write(rows("lost", 3))
+        writer.write(rows("after-restart", 4))
+        assert stored("after-restart") == 4 and writer_sessions() != {pid}
+    writer.close()
+    for _ in range(3):  # whichever pooled connection each session gets
+        with sessions() as session:
+            session.add(AuthLogEntry(at=NOW, login="never", nas_ip="10.0.0.1", result="reject", reason="x"))
+            session.flush()
+            session.rollback()
+    assert stored("never") == 0
 
 
 def test_a_batch_longer_than_a_piece_is_written_whole(engine: Engine,

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aaa.daemon.metrics import Metrics
-from aaa.db.authlog import AuthRecord, write_records
+from aaa.db.authlog import AuthRecord, RecordWriter
 from aaa.db.engine import error_detail, refused
 from aaa.log import Repeating, log_event
 from management.context import Actor, Context
@@ -34,7 +34,7 @@ class AuthLogWriter:
     def __init__(self, engine: Engine, sessions: sessionmaker[Session], metrics: Metrics,
                  clock: Callable[[], datetime], capacity: int = 200_000, batch: int = 20_000,
                  interval: float = 0.25) -> None:
-        self._engine = engine
+        self._writer = RecordWriter(engine)
         self._sessions = sessions
         self._metrics = metrics
         self._clock = clock  # aware datetime, for a learned MAC's history row
@@ -82,16 +82,18 @@ class AuthLogWriter:
                 records = self._take()
                 if not records and not self._learn:
                     if self._stopping.is_set():
+                        self._writer.close()
                         return
                     self._stopping.wait(self._interval)
                     continue
                 batch = Batch(records, self._take_learned())
             started = time.perf_counter()
             try:
-                batch.store(self._engine, self._sessions, self._clock())
+                batch.store(self._writer, self._sessions, self._clock())
             except Exception as exc:  # the database may be away: keep the batch, retry
                 self._failures.failed(error=type(exc).__name__, rows=batch.size)
                 if self._stopping.is_set():
+                    self._writer.close()
                     return
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -132,10 +134,10 @@ class Batch:
         self.size = len(records)
         self.refused = 0  # rows the database refused
 
-    def store(self, engine: Engine, sessions: sessionmaker[Session], now: datetime) -> None:
+    def store(self, writer: RecordWriter, sessions: sessionmaker[Session], now: datetime) -> None:
         if self.records:
             try:
-                write_records(engine, self.records)
+                writer.write(self.records)
             except Exception as exc:
                 if not (refused(exc) or isinstance(exc, _UNWRITABLE)):
                     raise

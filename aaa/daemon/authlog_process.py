@@ -37,10 +37,12 @@ def _child(url: str, connection: Connection) -> None:
     """The writer process: batches in, (rows written, seconds, rows refused) out; retries while
     the database is away."""
     from aaa.daemon.authlog import Batch
+    from aaa.db.authlog import RecordWriter
     from aaa.db.engine import make_engine, session_factory
 
     engine = make_engine(url)
     sessions = session_factory(engine)
+    writer = RecordWriter(engine)
     failures = Repeating("authlog_write_failed")
     while True:
         payload = connection.recv_bytes()
@@ -52,7 +54,7 @@ def _child(url: str, connection: Connection) -> None:
         while True:
             started = time.perf_counter()
             try:
-                batch.store(engine, sessions, datetime.now(UTC))
+                batch.store(writer, sessions, datetime.now(UTC))
                 break
             except Exception as exc:  # keep the batch; the parent's buffer absorbs the wait
                 failures.failed(error=type(exc).__name__, rows=batch.size)
@@ -60,6 +62,7 @@ def _child(url: str, connection: Connection) -> None:
                 backoff = min(backoff * 2, 10.0)
         failures.succeeded()
         connection.send((batch.size - batch.refused, time.perf_counter() - started, batch.refused))
+    writer.close()
     engine.dispose()
 
 

@@ -8,6 +8,7 @@ cut to fit: one odd NAS must not make every batch fail.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -142,6 +143,11 @@ def _fitted(values: Sequence[Any]) -> tuple[Any, ...]:
                  for value, limit in zip(values, LIMITS[1:], strict=True))
 
 
+def _copy(cursor: Any, records: Sequence[AuthRecord | tuple[Any, ...]]) -> None:
+    rows = records if type(records) is list else list(records)
+    cursor.copy_expert(_COPY, _CopyStream(rows))
+
+
 def write_records(engine: Engine, records: Sequence[AuthRecord | tuple[Any, ...]]) -> None:
     """Insert records (AuthRecords, or plain tuples in their field order) in one
     transaction on a raw DBAPI connection."""
@@ -151,8 +157,7 @@ def write_records(engine: Engine, records: Sequence[AuthRecord | tuple[Any, ...]
     try:
         cursor = connection.cursor()
         if engine.dialect.name == "postgresql":
-            rows = records if type(records) is list else list(records)
-            cursor.copy_expert(_COPY, _CopyStream(rows))
+            _copy(cursor, records)
         else:
             # SQLAlchemy's SQLite DateTime form (naive UTC), so the ORM reads these back.
             stamp = datetime.fromtimestamp
@@ -165,6 +170,49 @@ def write_records(engine: Engine, records: Sequence[AuthRecord | tuple[Any, ...]
         raise
     finally:
         connection.close()
+
+
+class RecordWriter:
+    """The auth-log writers' `write_records`, over one connection kept open on PostgreSQL.
+
+    Each batch is one COPY in autocommit (a statement is its own transaction: still all
+    of the batch or none of it) in two round trips, where a pooled connection took six —
+    the checkout's ping, BEGIN, COPY, its data, COMMIT, the return's ROLLBACK. Measured
+    here: the writer's CPU per row halved, PostgreSQL's per batch lower, and four fewer
+    wake-ups of both processes per batch on the machine that answers. The connection is
+    detached from the pool (it is in autocommit) and closed on any error; the next batch
+    opens another. SQLite: `write_records`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+
+    def write(self, records: Sequence[AuthRecord | tuple[Any, ...]]) -> None:
+        if not records:
+            return
+        if self._engine.dialect.name != "postgresql":
+            write_records(self._engine, records)
+            return
+        if self._connection is None:
+            connection = self._engine.raw_connection()
+            connection.detach()  # never back to the pool in autocommit
+            driver: Any = connection.dbapi_connection
+            driver.autocommit = True
+            self._connection = connection
+        try:
+            cursor = self._connection.cursor()
+            _copy(cursor, records)
+            cursor.close()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing to close cleanly
+                connection.close()
 
 
 def query(
