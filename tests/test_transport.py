@@ -20,6 +20,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 
 from aaa.radius.transport import (
+    HOLD_LIMIT,
     MAX_HELD,
     READ_ERROR_PAUSE,
     RadiusPort,
@@ -98,6 +99,31 @@ def test_a_long_burst_does_not_hold_its_first_replies(pair: tuple[socket.socket,
     assert received(client) == [b"re:r%d" % n for n in range(MAX_HELD)]
     clock.advance(0)
     assert received(client) == [b"re:r%d" % MAX_HELD, b"re:r%d" % (MAX_HELD + 1)]
+
+
+def test_a_reply_waits_for_its_burst_no_longer_than_the_hold_limit(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """A burst worked through slowly (each request taking 40 % of HOLD_LIMIT) does not hold
+    its first reply for the whole turn: the replies leave as soon as the oldest held one
+    has waited HOLD_LIMIT, in order, and the rest at the turn's end."""
+    server, client = pair
+    clock = Clock()
+    step = HOLD_LIMIT * 0.4
+
+    def slow(data: bytes, host: str, port: int, now: float) -> bytes:
+        clock.rightNow += step  # time passes inside the turn; its flush is not run yet
+        return b"re:" + data
+
+    protocol = protocol_on(server, clock, handle=slow)
+    addr = client.getsockname()
+    batches = []
+    for n in range(7):
+        protocol.datagramReceived(b"r%d" % n, addr)
+        batches.append(received(client))
+    # held at 0.4 and 0.8 of the limit; the third reply brings the oldest to 1.2: sent.
+    assert batches == [[], [], [b"re:r0", b"re:r1", b"re:r2"], [], [], [b"re:r3", b"re:r4", b"re:r5"], []]
+    clock.advance(0)
+    assert received(client) == [b"re:r6"]
 
 
 def test_silence_schedules_nothing(pair: tuple[socket.socket, socket.socket]) -> None:

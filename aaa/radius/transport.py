@@ -6,7 +6,8 @@ accounting port, whose replies wait for the database anyway) or by a thread of i
 the answer).
 
 Replies are coalesced: those to the datagrams read in one reactor turn (one burst, on the
-threaded port) leave together right after it, at most `MAX_HELD` at a time. On a loopback
+threaded port) leave together right after it, at most `MAX_HELD` at a time and none held
+longer than `HOLD_LIMIT`. On a loopback
 or a busy NIC each `sendto` that finds its peer asleep pays for waking it; sent in a row,
 the replies of a burst wake it once (measured with two workers at a window of 16: ~25 %
 less CPU per request, +7 to +30 % throughput over alternating runs). A lone request waits for nothing.
@@ -37,6 +38,11 @@ Handle = Callable[[bytes, str, int, float], bytes | None]
 # Under overload one reactor turn can read hundreds of datagrams: the first reply must not
 # wait for all of them.
 MAX_HELD = 32
+# Nor wait longer than this (seconds) for the rest of its burst: a burst that came after a
+# stall (the reader preempted, the machine busy) is answered as it is worked through, not
+# 32 requests later. Measured with the auth log on, alternating short runs: p99 at
+# 10,000/s -10 to -15 %, window-16 throughput unchanged (a burst of 16 is ~0.3 ms of work).
+HOLD_LIMIT = 0.00025
 READ_ERROR_PAUSE = 0.01  # seconds the threaded reader waits after a read that failed
 
 
@@ -63,6 +69,7 @@ class RadiusProtocol(DatagramProtocol):
         self.observe = observe
         self.on_error = on_error
         self._held: list[tuple[bytes, tuple[str, int]]] = []
+        self._held_since = 0.0
         self._port_flushes = False  # the transport is a RadiusPort: no callLater needed
 
     def startProtocol(self) -> None:
@@ -78,15 +85,18 @@ class RadiusProtocol(DatagramProtocol):
             if self.on_error is not None:
                 self.on_error()
             return
+        held = self._held
         if reply is not None and self.transport is not None:
-            held = self._held
-            if not held and not self._port_flushes:
-                self.clock.callLater(0, self.flush)
+            if not held:
+                self._held_since = now
+                if not self._port_flushes:
+                    self.clock.callLater(0, self.flush)
             held.append((reply, addr))
-            if len(held) >= MAX_HELD:
-                self.flush()
+        done = self.clock.seconds()
+        if held and (len(held) >= MAX_HELD or done - self._held_since >= HOLD_LIMIT):
+            self.flush()
         if self.observe is not None:
-            self.observe(self.clock.seconds() - now)
+            self.observe(done - now)
 
     def doStop(self) -> None:
         """The port is closing (graceful stop): what was answered still leaves, before
