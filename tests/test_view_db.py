@@ -146,6 +146,40 @@ def test_authlog_process_writes_and_learns(engine: Engine, sessions: sessionmake
     assert metrics.registry.get_sample_value("aaa_authlog_written_total") == 600
 
 
+def test_authlog_child_merges_what_waited_into_one_batch(engine: Engine, sessions: sessionmaker[Session],
+                                                          fresh_db_url: str) -> None:
+    """The writer process puts what arrived while it was busy into one batch (one COPY), up
+    to `merged_rows`: six shipments of 10 rows already waiting are written as two batches
+    of 30, every row once; of two MACs to learn for one service the first seen wins; the
+    stop marker behind them ends it after they are written."""
+    import multiprocessing
+    import pickle
+
+    from aaa.daemon.authlog_process import _STOP, _child
+
+    act(sessions, setup)
+    act(sessions, lambda ctx: services.edit_service(ctx, "bia", mac_binding="learn"))
+    with sessions() as session:
+        bia_id = session.scalar(select(Service.id).where(Service.login == "bia"))
+    assert bia_id is not None
+    parent, child = multiprocessing.Pipe()
+    for n in range(6):
+        rows = [tuple(AuthRecord(NOW.timestamp(), f"m{n}", None, 1, "10.0.0.1", "accept", "ok", None, False,
+                                 None, False, None, None, None, None)) for _ in range(10)]
+        learned = {bia_id: f"AA:BB:CC:00:00:0{n}"} if n in (0, 1) else {}
+        parent.send_bytes(pickle.dumps(([pickle.dumps(rows)], learned)))
+    parent.send_bytes(_STOP)
+    _child(fresh_db_url, child, merged_rows=25)
+    acks = []
+    while parent.poll(0):
+        acks.append(parent.recv())
+    assert [(written, refused) for written, _seconds, refused in acks] == [(30, 0), (30, 0)]
+    with sessions() as session:
+        assert [len(authlog.query(session, login=f"m{n}")) for n in range(6)] == [10] * 6
+        bia = session.get(Service, bia_id)
+        assert bia is not None and bia.mac == "AA:BB:CC:00:00:00"
+
+
 def test_authlog_process_ships_a_sealed_chunk_at_once(engine: Engine, sessions: sessionmaker[Session],
                                                       fresh_db_url: str) -> None:
     """A full chunk sealed by `submit` wakes the sender: its rows reach the database well

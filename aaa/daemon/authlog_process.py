@@ -9,6 +9,10 @@ woken by each sealed chunk, only ships the bytes down a pipe (the write releases
 lock) and, every `interval`, seals what a quiet period left behind. Shipping chunk by
 chunk keeps the child's and PostgreSQL's work smooth: shipped once per interval, 10,000
 rows/s arrived as a burst of 2,500 every 250 ms, and the burst showed as latency spikes.
+Chunks are small (64 rows: ~0.6 ms of PostgreSQL's work each, where the answers to the
+requests that arrive meanwhile wait longer; p99 at 10,000/s 2.1 -> 1.6 ms against 256-row
+chunks in alternated runs, window 16 unchanged): the child merges what waited for it, so
+under load it writes fewer, longer COPYs on its own.
 A child process writes the rows with the same `store` and reports back what it wrote.
 When the child falls behind (database away), the pipe fills, the sender waits, the
 buffer fills, and further records are dropped and counted — the answering never blocks.
@@ -33,9 +37,14 @@ from aaa.log import Repeating, log_event
 _STOP = b""
 
 
-def _child(url: str, connection: Connection) -> None:
+def _child(url: str, connection: Connection, merged_rows: int = 20_000) -> None:
     """The writer process: batches in, (rows written, seconds, rows refused) out; retries while
-    the database is away."""
+    the database is away.
+
+    What arrived while the last batch was being written goes into the next one with the
+    batch it follows (up to `merged_rows`): one COPY per chunk while the database keeps up,
+    so its work comes in short pieces; fewer, longer COPYs when it falls behind, so the
+    overhead per row shrinks as the load grows."""
     from aaa.daemon.authlog import Batch
     from aaa.db.authlog import RecordWriter
     from aaa.db.engine import make_engine, session_factory
@@ -44,12 +53,25 @@ def _child(url: str, connection: Connection) -> None:
     sessions = session_factory(engine)
     writer = RecordWriter(engine)
     failures = Repeating("authlog_write_failed")
-    while True:
-        payload = connection.recv_bytes()
-        if payload == _STOP:
-            break
-        chunks, learned = pickle.loads(payload)
-        batch = Batch([row for chunk in chunks for row in pickle.loads(chunk)], learned)  # AuthRecord order
+    stopping = False
+    while not stopping:
+        rows: list[Any] = []  # AuthRecord order
+        learned: dict[int, str] = {}
+        while True:
+            payload = connection.recv_bytes()
+            if payload == _STOP:
+                stopping = True
+                break
+            chunks, more = pickle.loads(payload)
+            for chunk in chunks:
+                rows.extend(pickle.loads(chunk))
+            for service_id, mac in more.items():
+                learned.setdefault(service_id, mac)  # the first MAC seen wins
+            if len(rows) >= merged_rows or not connection.poll(0):
+                break
+        if not rows and not learned:
+            continue
+        batch = Batch(rows, learned)
         backoff = 0.5
         while True:
             started = time.perf_counter()
@@ -70,7 +92,7 @@ class AuthLogProcess:
     """Same interface as `AuthLogWriter` (submit, start, stop); the writing happens elsewhere."""
 
     def __init__(self, url: str, metrics: Metrics, capacity: int = 200_000, batch: int = 20_000,
-                 interval: float = 0.25, chunk: int = 256) -> None:
+                 interval: float = 0.25, chunk: int = 64) -> None:
         self._url = url
         self._metrics = metrics
         self._records: deque[AuthRecord] = deque()
