@@ -132,38 +132,45 @@ class Server:
                 if seen >= self.expected:
                     self.started.set()
 
+    def _metrics(self) -> list[str]:
+        """Every worker's /metrics text (worker i serves on metrics_port + i)."""
+        return [urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port + i}/metrics", timeout=5)
+                .read().decode() for i in range(self.expected)]
+
     def settle(self, limit: float = 120.0) -> float:
-        """Wait until worker 0's auth-log queue is empty (the previous phase's rows are
+        """Wait until every worker's auth-log queue is empty (the previous phase's rows are
         written), so one phase's backlog does not count against the next; seconds waited."""
         started = time.monotonic()
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         while time.monotonic() - started < limit:
             try:
-                text = urllib.request.urlopen(url, timeout=5).read().decode()
+                texts = self._metrics()
             except OSError:
                 break
-            match = re.search(r"^aaa_authlog_queue_depth ([0-9.e+]+)$", text, re.M)
-            if not match or float(match.group(1)) == 0:
+            depths = [re.search(r"^aaa_authlog_queue_depth ([0-9.e+]+)$", text, re.M) for text in texts]
+            if all(not match or float(match.group(1)) == 0 for match in depths):
                 break
             time.sleep(0.2)
         return time.monotonic() - started
 
     def drops(self) -> str:
-        """Requests the server dropped so far, by reason (its /metrics), for the phase lines."""
+        """Requests the workers dropped so far, by reason, and auth-log rows they dropped
+        (their /metrics), for the phase lines: a tail bought by losing log rows would show."""
         try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                          timeout=5).read().decode()
+            texts = self._metrics()
         except OSError as exc:
             return f"metrics unavailable ({exc})"
-        found = []
+        found: dict[str, float] = {}
         pattern = (r'^aaa_radius_(dropped_total\{reason="[^"]+"|receive_drops_total\{port="auth")'
                    r"[^}]*\} ([0-9.e+]+)$")
-        for match in re.finditer(pattern, text, re.M):
-            if float(match.group(2)) > 0:
+        for text in texts:
+            for match in re.finditer(pattern, text, re.M):
                 label = match.group(1).split('"')[1]
-                found.append(f"{'kernel receive buffer' if label == 'auth' else label}="
-                             f"{float(match.group(2)):.0f}")
-        return ", ".join(found) or "none"
+                label = "kernel receive buffer" if label == "auth" else label
+                found[label] = found.get(label, 0.0) + float(match.group(2))
+            for match in re.finditer(r"^aaa_authlog_(dropped|refused)_total ([0-9.e+]+)$", text, re.M):
+                label = f"auth-log rows {match.group(1)}"
+                found[label] = found.get(label, 0.0) + float(match.group(2))
+        return ", ".join(f"{label}={value:.0f}" for label, value in found.items() if value > 0) or "none"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -196,7 +203,7 @@ def phases(server: Server, subscribers: list[Subscriber], args: argparse.Namespa
     paced = run_load(LoadConfig(**{**asdict(base), "rate": args.rate, "window": args.rate_cap}),
                      subscribers)
     print(f"{label} latency:    " + paced.summary(), flush=True)
-    print(f"{label}: requests dropped by the server so far: {server.drops()}", flush=True)
+    print(f"{label}: dropped by the server so far (requests, auth-log rows): {server.drops()}", flush=True)
     return window, paced
 
 
