@@ -414,7 +414,9 @@ def run_phases(server: Server, subscribers: list[Subscriber], args: argparse.Nam
     if rss_max > rss_bound:
         failures.append(f"RSS grew from {rss_before / 1024:.1f} to {rss_max / 1024:.1f} MiB "
                         f"(bound {rss_bound / 1024:.1f})")
-    if recovery_rss and over_samples and recovery_rss[-1] > max(over_samples):
+    # Within a MiB is the allocator's arenas moving by pages (136.9 -> 137.0 MiB failed this
+    # once); a leak at 0.5 x capacity shows as tens of MiB over the recovery.
+    if recovery_rss and over_samples and recovery_rss[-1] > max(over_samples) + 1024:
         failures.append(f"RSS kept growing after the overload: {recovery_rss[-1] / 1024:.1f} MiB "
                         f"> {max(over_samples) / 1024:.1f}")
     if st.requests_counted > st.requests:
