@@ -321,6 +321,38 @@ def test_the_record_writer_keeps_one_connection_and_recovers_from_errors(
     assert stored("never") == 0
 
 
+def test_the_record_writer_replaces_a_connection_left_idle(engine: Engine,
+                                                           sessions: sessionmaker[Session]) -> None:
+    """A connection idle for longer than `max_idle` is replaced before the next batch: its
+    server session killed meanwhile (a restart, an idle-session timeout) costs no failed
+    write. Within `max_idle` the same session is used."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps no connection")
+    now = [1000.0]
+    writer = RecordWriter(engine, max_idle=60.0, clock=lambda: now[0])
+    row = AuthRecord(1795460000.0, "idle", None, None, "10.0.0.1", "accept", "ok", None, False,
+                     None, False, None, None, None, None)
+
+    def writer_sessions() -> set[int]:
+        with engine.connect() as connection:
+            return set(connection.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND query LIKE 'COPY auth_log%'")).scalars())
+
+    writer.write([row])
+    (first,) = writer_sessions()
+    now[0] += 59.0
+    writer.write([row])
+    assert writer_sessions() == {first}
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    now[0] += 61.0
+    writer.write([row])  # no error: a fresh connection
+    writer.close()
+    with sessions() as session:
+        assert len(authlog.query(session, login="idle")) == 3
+
+
 def test_a_batch_longer_than_a_piece_is_written_whole(engine: Engine,
                                                       sessions: sessionmaker[Session]) -> None:
     """A batch is formatted for COPY 256 rows at a time (the interpreter lock is handed back
