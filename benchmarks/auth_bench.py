@@ -104,13 +104,16 @@ def populate(url: str, count: int) -> list[Subscriber]:
 class Server:
     """`aaa serve` as a child process; stopped with SIGTERM by its PID."""
 
-    def __init__(self, url: str, workdir: Path, workers: int) -> None:
+    def __init__(self, url: str, workdir: Path, workers: int, aaa: Path = AAA,
+                 config: Path | None = None) -> None:
         self.port = free_port()
         self.acct_port = free_port()
         self.metrics_port = free_tcp_port(workers)  # worker i serves metrics on port + i
         env = {**os.environ, "AAA_DATABASE_URL": url, "AAA_ADMIN_PASSWORD": "bench-admin"}
+        if config is not None:
+            env["AAA_CONFIG"] = str(config)
         self.process = subprocess.Popen(
-            [str(AAA), "serve", "--bind", "127.0.0.1", "--auth-port", str(self.port),
+            [str(aaa), "serve", "--bind", "127.0.0.1", "--auth-port", str(self.port),
              "--acct-port", str(self.acct_port), "--metrics-port", str(self.metrics_port),
              "--workers", str(workers)],
             cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -89,6 +89,7 @@ class LoadConfig:
     # "auth": Access-Requests; "start": Accounting Start per subscriber; "interim":
     # Interim-Updates of those sessions with counters that grow every round.
     accounting: str = ""
+    keep_latencies: bool = False  # LoadResult.latencies: every reply's, for pooling runs
 
 
 @dataclass
@@ -113,6 +114,7 @@ class LoadResult:
     rate: float = 0.0
     procs: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)  # seconds, sorted (keep_latencies)
 
     @property
     def errors(self) -> int:
@@ -646,6 +648,8 @@ def merge(parts: list[dict[str, Any]], config: LoadConfig) -> LoadResult:
         result.mean_ms = sum(ordered) / len(ordered) * 1000
     if lags:
         result.send_lag_p99_ms = _percentile(sorted(lags), 0.99) * 1000
+    if config.keep_latencies:
+        result.latencies = ordered
     return result
 
 
@@ -770,7 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.self_test:
         result = run_load(config, subscribers)
         print("server:  " + result.summary(), flush=True)
-        report.update({k: v for k, v in asdict(result).items() if k != "extra"})
+        report.update({k: v for k, v in asdict(result).items() if k not in ("extra", "latencies")})
     if args.self_test or not args.no_ceiling:
         probe = LoadConfig(**{**asdict(config), "duration": min(args.duration, args.ceiling_duration),
                               "expect_rate": 150_000.0})
@@ -779,7 +783,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["ceiling_throughput"] = round(ceiling.throughput)
         report["ceiling_p99_ms"] = round(ceiling.p99_ms, 3)
         if args.self_test:
-            report.update({k: v for k, v in asdict(ceiling).items() if k != "extra"})
+            report.update({k: v for k, v in asdict(ceiling).items() if k not in ("extra", "latencies")})
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in report.items()}))
     return 0
 
