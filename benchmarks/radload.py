@@ -570,7 +570,7 @@ def cpu_probe_ms(loops: int = 1_000_000, repeat: int = 3) -> float:
     return round(best * 1000, 1)
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
+def percentile(ordered: Sequence[float], q: float) -> float:
     if not ordered:
         return 0.0
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
@@ -641,13 +641,13 @@ def merge(parts: list[dict[str, Any]], config: LoadConfig) -> LoadResult:
         result.throughput = result.ok / result.elapsed
     ordered = sorted(latencies)
     if ordered:
-        result.p50_ms = _percentile(ordered, 0.50) * 1000
-        result.p95_ms = _percentile(ordered, 0.95) * 1000
-        result.p99_ms = _percentile(ordered, 0.99) * 1000
+        result.p50_ms = percentile(ordered, 0.50) * 1000
+        result.p95_ms = percentile(ordered, 0.95) * 1000
+        result.p99_ms = percentile(ordered, 0.99) * 1000
         result.max_ms = ordered[-1] * 1000
         result.mean_ms = sum(ordered) / len(ordered) * 1000
     if lags:
-        result.send_lag_p99_ms = _percentile(sorted(lags), 0.99) * 1000
+        result.send_lag_p99_ms = percentile(sorted(lags), 0.99) * 1000
     if config.keep_latencies:
         result.latencies = ordered
     return result

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from auth_bench import SECRET, Server, populate  # noqa: E402
-from radload import LoadConfig, cpu_probe_ms, run_load  # noqa: E402
+from radload import LoadConfig, cpu_probe_ms, percentile, run_load  # noqa: E402
 
 from tests.pg import Cluster  # noqa: E402
 
@@ -56,10 +56,6 @@ def parse_variant(text: str) -> tuple[str, Path, Path | None]:
     if config and not Path(config).exists():
         raise argparse.ArgumentTypeError(f"{config}: no such configuration file")
     return name, aaa, Path(config).resolve() if config else None
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in names if round_ % 2 == 0 else names[::-1]:
                 server = started[name]
                 config = LoadConfig(host="127.0.0.1", port=server.port, secret=SECRET.encode(),
-                                    duration=args.run_seconds, keep_latencies=True,
+                                    duration=args.run_seconds, keep_latencies=args.mode == "rate",
                                     **({"rate": args.rate, "window": 512, "expect_rate": 20_000.0}
                                        if args.mode == "rate" else
                                        {"window": args.window, "expect_rate": 30_000.0}))
@@ -126,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         errors = sum(r.errors for r in runs[name])
         if args.mode == "rate":
             ordered = sorted(pooled[name])
-            figures = {"p50_ms": round(percentile(ordered, 0.50), 3),
-                       "p95_ms": round(percentile(ordered, 0.95), 3),
-                       "p99_ms": round(percentile(ordered, 0.99), 3),
+            figures = {"p50_ms": round(percentile(ordered, 0.50) * 1000, 3),
+                       "p95_ms": round(percentile(ordered, 0.95) * 1000, 3),
+                       "p99_ms": round(percentile(ordered, 0.99) * 1000, 3),
                        "median_run_p99_ms": round(statistics.median(r.p99_ms for r in runs[name]), 3)}
             line = (f"pooled over {len(ordered):,} replies: p50 {figures['p50_ms']:.3f} p95 "
                     f"{figures['p95_ms']:.3f} p99 {figures['p99_ms']:.3f} ms; median run p99 "
